@@ -1,0 +1,394 @@
+"""The silo protocol: what every data silo offers the catalog, the IO managers and the planner.
+
+A silo is a place where data lives (a DuckDB file, a Parquet lake, a PostgreSQL server, ...).
+Each kind is one ``ConfigurableResource`` in ``resources/silos/<kind>.py`` deriving from
+``SiloResource``; the protocol is small on purpose:
+
+- ``tables()``, ``schema(table)``, ``stats(table)``: what is there, read from metadata;
+- ``version(table)``: a cheap change fingerprint, never a scan of rows where metadata can tell;
+- ``dialect``, ``capabilities``: how to speak to it and which pushdowns it accepts;
+- ``scan(sql)``: run a read-only query inside the silo and stream Arrow back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+
+import pyarrow as pa
+import sqlglot
+from dagster import Config, ConfigurableResource
+from pydantic import Field, PrivateAttr
+from sqlglot import exp
+
+from fed_assets.errors import (
+    FedAssetsError,
+    QuerySyntaxError,
+    ReadOnlyViolation,
+    SiloQueryError,
+    UnknownColumnError,
+    UnknownTableError,
+)
+
+# Rows per Arrow batch when a driver lets us choose: large enough to amortise per-batch overhead,
+# small enough (~10 MB at 100 bytes a row) that a 10-million-row scan never sits in memory whole.
+BATCH_ROWS = 100_000
+
+# Statement types that only read. Anything else is refused before it reaches a silo.
+_QUERY_TYPES: tuple[type[exp.Expression], ...] = (exp.Select, exp.Union, exp.Intersect, exp.Except)
+
+
+@dataclass(frozen=True)
+class ColumnStats:
+    """What a silo can say cheaply about one column; ``None`` where it cannot."""
+
+    ndv: int | None = None
+    min: Any = None
+    max: Any = None
+    null_count: int | None = None
+
+
+@dataclass(frozen=True)
+class TableStats:
+    """Row count, size in bytes and per-column statistics of one table.
+
+    ``exact`` says whether ``rows`` is a count or an estimate from metadata.
+    """
+
+    rows: int | None
+    bytes: int | None
+    columns: dict[str, ColumnStats] = field(default_factory=dict)
+    exact: bool = False
+
+
+@dataclass(frozen=True)
+class TableVersion:
+    """A change fingerprint of one table.
+
+    Attributes:
+        fingerprint: opaque string; equal fingerprints mean unchanged data.
+        method: ``"metadata"`` when read from the silo's metadata, ``"content"`` when the silo's
+            metadata cannot tell and the fingerprint was computed from the rows (an explicit,
+            reported fallback).
+        detail: what was read, for humans (shown in Dagster metadata).
+    """
+
+    fingerprint: str
+    method: Literal["metadata", "content"]
+    detail: str
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """Which parts of a query a silo accepts; the planner pushes only these into it."""
+
+    projection: bool = True
+    filter: bool = True
+    limit: bool = True
+    order_by: bool = True
+    aggregate: bool = True
+    join: bool = True
+    temp_tables: bool = False
+
+    def supports(self, ability: str) -> bool:
+        """Whether the silo accepts ``ability`` (a field name of this class)."""
+        if ability not in self.__dataclass_fields__:
+            raise ValueError(f"unknown silo ability {ability!r}")
+        return bool(getattr(self, ability))
+
+
+@runtime_checkable
+class Silo(Protocol):
+    """The protocol every silo kind implements (see module docstring)."""
+
+    name: str
+    region: str
+
+    @property
+    def dialect(self) -> str: ...
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    def tables(self) -> list[str]: ...
+
+    def schema(self, table: str) -> pa.Schema: ...
+
+    def stats(self, table: str) -> TableStats: ...
+
+    def version(self, table: str) -> TableVersion: ...
+
+    def scan(self, sql: str) -> pa.RecordBatchReader: ...
+
+
+class SiloPolicy(Config):
+    """Data-residency and export rules of a silo (enforced by the federated planner)."""
+
+    export: Literal["allowed", "aggregates_only", "none"] = Field(
+        default="allowed",
+        description="What may leave the silo: any rows, only aggregates over groups of at least "
+        "min_group_size rows, or nothing.",
+    )
+    pii_columns: list[str] = Field(
+        default_factory=list,
+        description="Columns holding personal data, as 'table.column' or 'column' (any table); "
+        "they never leave the silo's region.",
+    )
+    min_group_size: int = Field(
+        default=1, description="Smallest group an exported aggregate may describe."
+    )
+    allowed_regions: list[str] = Field(
+        default_factory=list,
+        description="Regions data from this silo may move to; empty means its own region only "
+        "when export is restricted, anywhere when export is 'allowed'.",
+    )
+
+
+class SiloResource(ConfigurableResource):
+    """Base of every silo kind: configuration common to all, and the shared read path.
+
+    Subclasses implement ``dialect``, ``capabilities``, ``tables``, ``schema``, ``stats``,
+    ``version`` and ``_scan`` (which receives SQL already checked to be a read-only query).
+    """
+
+    name: str = Field(description="Silo name; tables are addressed as '<name>.<table>'.")
+    region: str = Field(default="local", description="Region the data lives in, e.g. 'eu'.")
+    owner: str | None = Field(default=None, description="Team or person owning the silo.")
+    policy: SiloPolicy = Field(
+        default_factory=SiloPolicy, description="Residency and export rules."
+    )
+    egress_usd_per_gb: float = Field(
+        default=0.0, description="Price of moving one GB out of the silo's region."
+    )
+    scan_mb_per_s: float | None = Field(
+        default=None,
+        description="Measured scan throughput (MB/s) for the cost model; None uses the kind's "
+        "default.",
+    )
+
+    _schema_cache: dict[str, pa.Schema] = PrivateAttr(default_factory=dict)
+
+    # ----------------------------------------------------------------- to override
+    kind: ClassVar[str] = "silo"
+    """Short engine name shown as the asset kind (overridden as a class attribute)."""
+
+    @property
+    def dialect(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities()
+
+    def tables(self) -> list[str]:
+        raise NotImplementedError
+
+    def schema(self, table: str) -> pa.Schema:
+        raise NotImplementedError
+
+    def stats(self, table: str) -> TableStats:
+        raise NotImplementedError
+
+    def version(self, table: str) -> TableVersion:
+        raise NotImplementedError
+
+    def _scan(self, sql: str) -> pa.RecordBatchReader:
+        raise NotImplementedError
+
+    def table_expression(self, table: str) -> exp.Table:
+        """How ``table`` (as listed by ``tables()``) is written in this silo's SQL."""
+        return exp.to_table(table, dialect=self.dialect)
+
+    # ----------------------------------------------------------------- shared
+    def supports(self, ability: str) -> bool:
+        """Whether this silo accepts a pushdown ``ability`` (see ``Capabilities``)."""
+        return self.capabilities.supports(ability)
+
+    def scan(self, sql: str) -> pa.RecordBatchReader:
+        """Run a read-only query in the silo and stream the result as Arrow batches.
+
+        Raises:
+            ReadOnlyViolation: ``sql`` is not a single query (DML, DDL, several statements).
+            QuerySyntaxError: ``sql`` does not parse in the silo's dialect.
+        """
+        self.check_query(sql)
+        return self._scan(sql)
+
+    def check_query(self, sql: str) -> exp.Expression:
+        """Parse ``sql`` and refuse anything that is not exactly one read-only query."""
+        try:
+            statements = [s for s in sqlglot.parse(sql, read=self.dialect) if s is not None]
+        except sqlglot.errors.ParseError as err:
+            raise QuerySyntaxError(
+                f"silo '{self.name}'",
+                f"the SQL does not parse as {self.dialect}: {_first_error(err)}",
+                "correct the SQL; tables are named as in the silo's tables() list",
+            ) from None
+        if len(statements) != 1:
+            raise ReadOnlyViolation(
+                f"silo '{self.name}'",
+                f"expected one query, got {len(statements)} statements",
+                "send a single SELECT; silo reads are read-only",
+            )
+        statement = statements[0]
+        if not isinstance(statement, _QUERY_TYPES) or _writes(statement):
+            raise ReadOnlyViolation(
+                f"silo '{self.name}'",
+                f"'{statement.key.upper()}' statements are refused: silo reads are read-only",
+                "send a SELECT query; write results through an IO manager instead",
+            )
+        return statement
+
+    def require_table(self, table: str) -> str:
+        """Return ``table`` if the silo has it, else raise ``UnknownTableError`` naming the rest."""
+        names = self.tables()
+        if table in names:
+            return table
+        lowered = {n.lower(): n for n in names}
+        if table.lower() in lowered:
+            return lowered[table.lower()]
+        shown = ", ".join(sorted(names)[:20]) or "(none)"
+        raise UnknownTableError(
+            f"silo '{self.name}', table '{table}'",
+            "the silo has no such table",
+            f"use one of: {shown}",
+        )
+
+    def cached_schema(self, table: str) -> pa.Schema:
+        """``schema(table)`` remembered for the life of this resource instance."""
+        if table not in self._schema_cache:
+            self._schema_cache[table] = self.schema(self.require_table(table))
+        return self._schema_cache[table]
+
+    def require_columns(self, table: str, columns: Sequence[str]) -> list[str]:
+        """Return the silo's spelling of ``columns``; raise ``UnknownColumnError`` for the rest."""
+        names = self.cached_schema(table).names
+        lowered = {n.lower(): n for n in names}
+        resolved = []
+        for column in columns:
+            if column in names:
+                resolved.append(column)
+            elif column.lower() in lowered:
+                resolved.append(lowered[column.lower()])
+            else:
+                raise UnknownColumnError(
+                    f"silo '{self.name}', table '{table}', column '{column}'",
+                    "the table has no such column",
+                    f"use one of: {', '.join(names)}",
+                )
+        return resolved
+
+    def read_sql(
+        self,
+        table: str,
+        *,
+        columns: Sequence[str] | None = None,
+        where: str | None = None,
+        limit: int | None = None,
+    ) -> str:
+        """Build the SQL, in this silo's dialect, that reads ``columns`` of ``table`` where ``where``.
+
+        ``where`` is a SQL boolean expression in DuckDB's dialect over the table's columns; it is
+        checked against the schema and transpiled.
+        """
+        table = self.require_table(table)
+        select = exp.select(
+            *(
+                [exp.column(c, quoted=True) for c in self.require_columns(table, columns)]
+                if columns
+                else [exp.Star()]
+            )
+        ).from_(self.table_expression(table))
+        if where:
+            try:
+                condition = sqlglot.parse_one(where, read="duckdb")
+            except sqlglot.errors.ParseError as err:
+                raise QuerySyntaxError(
+                    f"silo '{self.name}', table '{table}'",
+                    f"the row filter {where!r} does not parse: {_first_error(err)}",
+                    "write the filter as a SQL boolean expression over the table's columns",
+                ) from None
+            for col in condition.find_all(exp.Column):
+                (resolved,) = self.require_columns(table, [col.name])
+                col.set("this", exp.to_identifier(resolved, quoted=True))
+                col.set("table", None)
+            select = select.where(condition)
+        if limit is not None:
+            select = select.limit(limit)
+        return select.sql(dialect=self.dialect)
+
+    def read(
+        self,
+        table: str,
+        *,
+        columns: Sequence[str] | None = None,
+        where: str | None = None,
+        limit: int | None = None,
+    ) -> pa.RecordBatchReader:
+        """Stream ``columns`` of ``table`` filtered by ``where``, pushed into the silo."""
+        return self.scan(self.read_sql(table, columns=columns, where=where, limit=limit))
+
+    def wrap_error(self, err: Exception, *, table: str | None = None) -> FedAssetsError:
+        """Turn a driver error into a ``FedAssetsError``; subclasses refine by driver."""
+        if isinstance(err, FedAssetsError):
+            return err
+        where = f"silo '{self.name}'" + (f", table '{table}'" if table else "")
+        return SiloQueryError(
+            where,
+            f"the {self.kind} silo failed: {type(err).__name__}: {str(err).splitlines()[0]}",
+            "check the query and that the silo is healthy",
+        )
+
+
+def stream(
+    schema: pa.Schema,
+    batches: Iterator[pa.RecordBatch],
+    *,
+    on_error: Callable[[Exception], FedAssetsError],
+    close: Callable[[], None] | None = None,
+) -> pa.RecordBatchReader:
+    """A ``RecordBatchReader`` over ``batches`` that translates driver errors and closes at end.
+
+    The driver connection stays open until the reader is exhausted or fails; ``close`` runs then.
+    """
+
+    def guarded() -> Iterator[pa.RecordBatch]:
+        try:
+            for batch in batches:
+                yield batch
+        except FedAssetsError:
+            raise
+        except Exception as err:
+            raise on_error(err) from err
+        finally:
+            if close is not None:
+                close()
+
+    return pa.RecordBatchReader.from_batches(schema, guarded())
+
+
+def arrow_width(dtype: pa.DataType) -> int:
+    """Bytes one value of ``dtype`` takes, for size estimates (variable-width types: a guess)."""
+    try:
+        return max(dtype.bit_width // 8, 1)
+    except ValueError:
+        return 16  # strings, binaries and nested values: a typical short value
+
+
+def _writes(statement: exp.Expression) -> bool:
+    """True when a query hides a write (e.g. ``SELECT ... INTO``, a data-modifying CTE)."""
+    if statement.args.get("into") is not None:
+        return True
+    return any(
+        isinstance(node, (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, exp.Drop))
+        for node in statement.walk()
+    )
+
+
+def _first_error(err: sqlglot.errors.ParseError) -> str:
+    """The first parse error with its line and column."""
+    if err.errors:
+        e = err.errors[0]
+        return f"{e.get('description')} at line {e.get('line')}, column {e.get('col')}"
+    return str(err).splitlines()[0]

@@ -1,0 +1,228 @@
+"""A SQLite database file as a silo, opened read-only."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import struct
+from collections.abc import Iterator
+from typing import ClassVar
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import sqlglot
+from pydantic import Field
+from sqlglot import exp
+from sqlglot.optimizer.annotate_types import annotate_types
+from sqlglot.optimizer.qualify import qualify
+
+from fed_assets.errors import (
+    CorruptDataError,
+    FedAssetsError,
+    SiloQueryError,
+    SiloUnreachableError,
+    UnknownColumnError,
+    UnknownTableError,
+)
+from fed_assets.silo import (
+    BATCH_ROWS,
+    Capabilities,
+    ColumnStats,
+    SiloResource,
+    TableStats,
+    TableVersion,
+    arrow_width,
+    stream,
+)
+from fed_assets.types import arrow_type
+
+# SQLite's file change counter: a big-endian u32 at byte 24 of the header, bumped on every commit
+# in rollback-journal mode. In WAL mode commits bump iChange, a u32 at byte 8 of the -shm file.
+_CHANGE_COUNTER = 24
+_SHM_ICHANGE = 8
+
+
+class SQLiteSilo(SiloResource):
+    """Tables and views of one SQLite file."""
+
+    kind: ClassVar[str] = "sqlite"
+
+    path: str = Field(description="Path of the SQLite database file.")
+
+    @property
+    def dialect(self) -> str:
+        return "sqlite"
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(temp_tables=False)
+
+    def _connect(self) -> sqlite3.Connection:
+        if not os.path.exists(self.path):
+            raise SiloUnreachableError(
+                f"silo '{self.name}'",
+                f"the SQLite file {self.path} does not exist",
+                "check the silo's 'path' setting (for the demo, run `fed-assets demo seed`)",
+            )
+        con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+        con.execute("PRAGMA query_only = ON")
+        return con
+
+    def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        con = self._connect()
+        try:
+            return con.execute(sql, params).fetchall()
+        except sqlite3.Error as err:
+            raise self.wrap_error(err) from None
+        finally:
+            con.close()
+
+    def tables(self) -> list[str]:
+        rows = self._query(
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
+            "AND name NOT LIKE 'sqlite_%' ORDER BY name"
+        )
+        return [r[0] for r in rows]
+
+    def _declared(self, table: str) -> dict[str, str]:
+        """Column name → declared SQL type, in table order."""
+        rows = self._query("SELECT name, type FROM pragma_table_info(?)", (table,))
+        return {name: (decl or "TEXT") for name, decl in rows}
+
+    def schema(self, table: str) -> pa.Schema:
+        table = self.require_table(table)
+        return pa.schema(
+            [pa.field(c, _sqlite_arrow(t)) for c, t in self._declared(table).items()]
+        )
+
+    def stats(self, table: str) -> TableStats:
+        table = self.require_table(table)
+        rows: int | None = None
+        exact = False
+        stat = self._query(
+            "SELECT stat FROM sqlite_master m JOIN sqlite_stat1 s ON s.tbl = m.name "
+            "WHERE m.name = ? LIMIT 1",
+            (table,),
+        ) if self._has_stat1() else []
+        if stat:
+            rows = int(str(stat[0][0]).split()[0])
+        else:
+            try:  # max(rowid) is a B-tree descent, not a scan
+                (rows,) = self._query(f'SELECT max(rowid) FROM "{table}"')[0]
+                rows = rows or 0
+            except FedAssetsError:
+                rows = None
+        width = sum(arrow_width(f.type) for f in self.cached_schema(table))
+        return TableStats(
+            rows=rows,
+            bytes=None if rows is None else rows * width,
+            columns={f.name: ColumnStats() for f in self.cached_schema(table)},
+            exact=exact,
+        )
+
+    def _has_stat1(self) -> bool:
+        return bool(self._query("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'"))
+
+    def version(self, table: str) -> TableVersion:
+        self.require_table(table)
+        with open(self.path, "rb") as f:
+            f.seek(_CHANGE_COUNTER)
+            (counter,) = struct.unpack(">I", f.read(4))
+        parts = [f"counter={counter}"]
+        shm = self.path + "-shm"
+        if os.path.exists(shm):
+            with open(shm, "rb") as f:
+                f.seek(_SHM_ICHANGE)
+                raw = f.read(4)
+            parts.append(f"ichange={struct.unpack('<I', raw)[0] if len(raw) == 4 else 'na'}")
+        return TableVersion(
+            fingerprint=hashlib.sha256("|".join(parts).encode()).hexdigest()[:16],
+            method="metadata",
+            detail="SQLite header change counter (+ WAL iChange): file-level, so a change to any "
+            "table of this file changes every table's version",
+        )
+
+    def _scan(self, sql: str) -> pa.RecordBatchReader:
+        types = self._result_types(sql)
+        con = self._connect()
+        try:
+            cursor = con.execute(sql)
+        except sqlite3.Error as err:
+            con.close()
+            raise self.wrap_error(err) from None
+        names = [d[0] for d in cursor.description]
+        if types is None or len(types) != len(names):
+            types = [None] * len(names)
+        first = cursor.fetchmany(BATCH_ROWS)
+        if any(t is None for t in types):  # infer what the SQL did not tell from the values
+            types = [
+                t or pa.array([r[i] for r in first]).type for i, t in enumerate(types)
+            ]
+            types = [pa.string() if pa.types.is_null(t) else t for t in types]
+        schema = pa.schema([pa.field(n, t) for n, t in zip(names, types, strict=True)])
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            rows = first
+            while rows:
+                yield _to_batch(rows, schema)
+                rows = cursor.fetchmany(BATCH_ROWS)
+
+        return stream(schema, batches(), on_error=self.wrap_error, close=con.close)
+
+    def _result_types(self, sql: str) -> list[pa.DataType | None] | None:
+        """Arrow types of the query's output columns, from declared types via sqlglot."""
+        try:
+            tree = sqlglot.parse_one(sql, read="sqlite")
+            schema = {
+                t.name: self._declared(t.name)
+                for t in tree.find_all(exp.Table)
+                if t.name in self.tables()
+            }
+            typed = annotate_types(qualify(tree, schema=schema, dialect="sqlite"), schema=schema)
+        except (sqlglot.errors.SqlglotError, FedAssetsError):
+            return None
+        out: list[pa.DataType | None] = []
+        for select in typed.selects:
+            if isinstance(select, exp.Star) or select.type is None:
+                return None
+            if select.type.this == exp.DataType.Type.UNKNOWN:
+                out.append(None)
+            else:
+                out.append(_sqlite_arrow(select.type))
+        return out
+
+    def wrap_error(self, err: Exception, *, table: str | None = None) -> FedAssetsError:
+        if isinstance(err, FedAssetsError):
+            return err
+        text = str(err).splitlines()[0]
+        where = f"silo '{self.name}'" + (f", table '{table}'" if table else "")
+        if "no such table" in text:
+            return UnknownTableError(where, text, f"use one of: {', '.join(self.tables())}")
+        if "no such column" in text:
+            return UnknownColumnError(where, text, "check the column names with schema(table)")
+        if isinstance(err, sqlite3.DatabaseError) and "not a database" in text:
+            return CorruptDataError(where, f"{self.path}: {text}", "restore the file from backup")
+        return SiloQueryError(where, f"SQLite failed: {text}", "check the query")
+
+
+def _sqlite_arrow(sql_type: str | exp.DataType) -> pa.DataType:
+    """SQLite types by affinity: every integer is 64-bit, every float a double."""
+    dtype = arrow_type(sql_type, dialect="sqlite")
+    if pa.types.is_integer(dtype):
+        return pa.int64()
+    if pa.types.is_floating(dtype) or pa.types.is_decimal(dtype):
+        return pa.float64()
+    return dtype
+
+
+def _to_batch(rows: list[tuple], schema: pa.Schema) -> pa.RecordBatch:
+    """Rows from sqlite3 → an Arrow batch of ``schema`` (text timestamps and 0/1 booleans cast)."""
+    columns = []
+    for i, field in enumerate(schema):
+        values = [r[i] for r in rows]
+        try:
+            columns.append(pa.array(values, field.type))
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            columns.append(pc.cast(pa.array(values), field.type))
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
