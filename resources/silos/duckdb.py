@@ -163,4 +163,3 @@ def _file_mark(path: str) -> str:
     except FileNotFoundError:
         return f"{os.path.basename(path)}:absent"
     return f"{os.path.basename(path)}:{st.st_size}:{st.st_mtime_ns}"
-

@@ -92,19 +92,21 @@ class SQLiteSilo(SiloResource):
 
     def schema(self, table: str) -> pa.Schema:
         table = self.require_table(table)
-        return pa.schema(
-            [pa.field(c, _sqlite_arrow(t)) for c, t in self._declared(table).items()]
-        )
+        return pa.schema([pa.field(c, _sqlite_arrow(t)) for c, t in self._declared(table).items()])
 
     def stats(self, table: str) -> TableStats:
         table = self.require_table(table)
         rows: int | None = None
         exact = False
-        stat = self._query(
-            "SELECT stat FROM sqlite_master m JOIN sqlite_stat1 s ON s.tbl = m.name "
-            "WHERE m.name = ? LIMIT 1",
-            (table,),
-        ) if self._has_stat1() else []
+        stat = (
+            self._query(
+                "SELECT stat FROM sqlite_master m JOIN sqlite_stat1 s ON s.tbl = m.name "
+                "WHERE m.name = ? LIMIT 1",
+                (table,),
+            )
+            if self._has_stat1()
+            else []
+        )
         if stat:
             rows = int(str(stat[0][0]).split()[0])
         else:
@@ -156,9 +158,7 @@ class SQLiteSilo(SiloResource):
             types = [None] * len(names)
         first = cursor.fetchmany(BATCH_ROWS)
         if any(t is None for t in types):  # infer what the SQL did not tell from the values
-            types = [
-                t or pa.array([r[i] for r in first]).type for i, t in enumerate(types)
-            ]
+            types = [t or pa.array([r[i] for r in first]).type for i, t in enumerate(types)]
             types = [pa.string() if pa.types.is_null(t) else t for t in types]
         schema = pa.schema([pa.field(n, t) for n, t in zip(names, types, strict=True)])
 

@@ -1,0 +1,239 @@
+"""The catalog: every silo table as a Dagster source asset, from a cached snapshot.
+
+Loading the code location must not depend on silos being reachable, so the table list and schemas
+come from a JSON snapshot (refreshed by ``refresh_catalog`` or the ``fed-assets catalog refresh``
+command). A silo missing from the snapshot is discovered live once; if it is down, its group is
+left out with a warning instead of blanking the UI.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+
+from fed_assets.errors import FedAssetsError
+from fed_assets.silo import SiloResource
+
+log = logging.getLogger(__name__)
+
+# The asset key metadata the silo IO manager reads to find the silo table behind an asset.
+SILO_META = "fed/silo"
+TABLE_META = "fed/table"
+# Resource key of the IO manager that reads silo tables in place.
+SILO_IO_MANAGER_KEY = "silo_io_manager"
+
+_KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
+
+
+@dataclass(frozen=True)
+class CatalogTable:
+    """One silo table as recorded in a snapshot."""
+
+    silo: str
+    table: str
+    columns: tuple[tuple[str, str], ...]
+    rows: int | None = None
+
+    @property
+    def asset_key(self) -> dg.AssetKey:
+        return table_asset_key(self.silo, self.table)
+
+
+def table_asset_key(silo: str, table: str) -> dg.AssetKey:
+    """The asset key of ``silo.table``: ``[silo, table]`` with characters Dagster refuses → '_'."""
+    return dg.AssetKey([_KEY_UNSAFE.sub("_", silo), _KEY_UNSAFE.sub("_", table)])
+
+
+def describe_silo(silo: SiloResource) -> list[CatalogTable]:
+    """Read the silo's tables and schemas live (metadata only)."""
+    out = []
+    for table in silo.tables():
+        schema = silo.schema(table)
+        try:
+            rows = silo.stats(table).rows
+        except FedAssetsError:
+            rows = None
+        out.append(
+            CatalogTable(
+                silo=silo.name,
+                table=table,
+                columns=tuple((f.name, str(f.type)) for f in schema),
+                rows=rows,
+            )
+        )
+    return out
+
+
+class Catalog:
+    """The silos, and a snapshot of their tables, turned into source assets."""
+
+    def __init__(self, silos: Mapping[str, SiloResource], snapshot_path: str | os.PathLike):
+        for key, silo in silos.items():
+            if key != silo.name:
+                raise FedAssetsError(
+                    f"silo '{silo.name}'",
+                    f"it is registered under the resource key '{key}'",
+                    "register every silo under its own name",
+                )
+        self.silos = dict(silos)
+        self.snapshot_path = Path(snapshot_path)
+
+    # ------------------------------------------------------------------ snapshot
+    def refresh(self, names: list[str] | None = None) -> dict[str, str]:
+        """Re-read the named silos (all by default) live and save the snapshot atomically.
+
+        Returns:
+            silo name → "ok" or the error that kept it from being read (its old entry is kept).
+        """
+        snapshot = self._read_snapshot()
+        outcome = {}
+        for name in names or list(self.silos):
+            try:
+                tables = describe_silo(self.silos[name])
+            except FedAssetsError as err:
+                outcome[name] = str(err)
+                continue
+            snapshot[name] = {
+                "kind": self.silos[name].kind,
+                "refreshed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "tables": {
+                    t.table: {"columns": [list(c) for c in t.columns], "rows": t.rows}
+                    for t in tables
+                },
+            }
+            outcome[name] = "ok"
+        write_atomic(self.snapshot_path, json.dumps({"silos": snapshot}, indent=1).encode())
+        return outcome
+
+    def _read_snapshot(self) -> dict:
+        if not self.snapshot_path.exists():
+            return {}
+        try:
+            return json.loads(self.snapshot_path.read_text())["silos"]
+        except (ValueError, KeyError) as err:
+            log.warning("catalog snapshot %s unreadable (%s); rediscovering", self.snapshot_path, err)
+            return {}
+
+    def tables(self) -> Iterator[CatalogTable]:
+        """Every table of every configured silo: from the snapshot, else discovered live once."""
+        snapshot = self._read_snapshot()
+        missing = [name for name in self.silos if name not in snapshot]
+        if missing:
+            outcome = self.refresh(missing)
+            for name, result in outcome.items():
+                if result != "ok":
+                    log.warning("silo %s left out of the asset graph: %s", name, result)
+            snapshot = self._read_snapshot()
+        for name in self.silos:
+            for table, entry in snapshot.get(name, {}).get("tables", {}).items():
+                yield CatalogTable(
+                    silo=name,
+                    table=table,
+                    columns=tuple(tuple(c) for c in entry["columns"]),
+                    rows=entry.get("rows"),
+                )
+
+    # ------------------------------------------------------------------ assets
+    def source_assets(self) -> list[dg.AssetsDefinition]:
+        """One observable multi-asset per silo; observing records each table's ``version()``."""
+        by_silo: dict[str, list[CatalogTable]] = {}
+        for table in self.tables():
+            by_silo.setdefault(table.silo, []).append(table)
+        return [
+            _observable_silo(self.silos[name], tables) for name, tables in by_silo.items()
+        ]
+
+
+def _spec(silo: SiloResource, table: CatalogTable) -> dg.AssetSpec:
+    policy = silo.policy
+    pii = sorted(
+        c.split(".", 1)[-1]
+        for c in policy.pii_columns
+        if "." not in c or c.split(".", 1)[0] == table.table
+    )
+    metadata = {
+        "dagster/column_schema": dg.TableSchema(
+            columns=[
+                dg.TableColumn(name=n, type=t, tags={"pii": ""} if n in pii else {})
+                for n, t in table.columns
+            ]
+        ),
+        "region": silo.region,
+        "policy/export": policy.export,
+        "policy/pii_columns": ", ".join(pii) or "none",
+        SILO_META: silo.name,
+        TABLE_META: table.table,
+    }
+    if table.rows is not None:
+        metadata["dagster/row_count"] = table.rows
+    if silo.owner:
+        metadata["owner"] = silo.owner
+    return dg.AssetSpec(
+        key=table.asset_key,
+        group_name=table.asset_key.path[0],
+        kinds={silo.kind},
+        description=f"Table `{table.table}` of the {silo.kind} silo `{silo.name}` "
+        f"(region {silo.region}); read in place, never copied.",
+        metadata=metadata,
+        tags={"region": silo.region},
+    ).with_io_manager_key(SILO_IO_MANAGER_KEY)
+
+
+def _observable_silo(silo: SiloResource, tables: list[CatalogTable]) -> dg.AssetsDefinition:
+    specs = [_spec(silo, t) for t in tables]
+    table_of = {t.asset_key: t.table for t in tables}
+    resource_key = silo.name
+
+    @dg.multi_observable_source_asset(
+        specs=specs,
+        name=f"observe_{table_asset_key(silo.name, 'x').path[0]}",
+        can_subset=True,
+        required_resource_keys={resource_key},
+        description=f"Read each table's change fingerprint from silo {silo.name}.",
+    )
+    def observe(context: dg.AssetExecutionContext):
+        live: SiloResource = getattr(context.resources, resource_key)
+        for key in sorted(context.selected_asset_keys, key=lambda k: k.to_string()):
+            version = live.version(table_of[key])
+            yield dg.ObserveResult(
+                asset_key=key,
+                data_version=dg.DataVersion(version.fingerprint),
+                metadata={"version/method": version.method, "version/detail": version.detail},
+            )
+
+    return observe
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def arrow_schema_of(table: CatalogTable) -> pa.Schema:
+    """The snapshot's column list as an Arrow schema (types parsed from their string form)."""
+    return pa.schema([(n, _parse_arrow(t)) for n, t in table.columns])
+
+
+def _parse_arrow(name: str) -> pa.DataType:
+    try:
+        return pa.type_for_alias(name)
+    except ValueError:
+        return pa.string()

@@ -1,0 +1,64 @@
+"""Assemble a Dagster ``Definitions`` from silos: source assets, IO managers, catalog refresh."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import dagster as dg
+
+from fed_assets.catalog import SILO_IO_MANAGER_KEY, Catalog
+from io_managers.results import ParquetResultsIOManager
+from io_managers.silo import silo_io_manager
+
+
+def refresh_catalog_job(catalog: Catalog) -> dg.JobDefinition:
+    """A job that re-reads every silo's tables and schemas into the catalog snapshot.
+
+    The next code-location reload shows new tables and columns.
+    """
+
+    @dg.op(required_resource_keys=set(catalog.silos))
+    def refresh_catalog(context: dg.OpExecutionContext) -> None:
+        live = Catalog({n: getattr(context.resources, n) for n in catalog.silos}, catalog.snapshot_path)
+        outcome = live.refresh()
+        failed = {n: r for n, r in outcome.items() if r != "ok"}
+        for name, result in outcome.items():
+            context.log.info(f"silo {name}: {result}")
+        if failed:
+            raise dg.Failure(
+                description=f"{len(failed)} silo(s) could not be read; their old entries are kept",
+                metadata=failed,
+            )
+
+    @dg.job(description="Refresh the catalog snapshot of every silo's tables and schemas.")
+    def refresh_catalog_snapshot():
+        refresh_catalog()
+
+    return refresh_catalog_snapshot
+
+
+def build_definitions(
+    catalog: Catalog,
+    *,
+    results_base_path: str,
+    assets: Sequence[dg.AssetsDefinition] = (),
+    jobs: Sequence[dg.JobDefinition] = (),
+    schedules: Sequence[dg.ScheduleDefinition] = (),
+    sensors: Sequence[dg.SensorDefinition] = (),
+) -> dg.Definitions:
+    """Definitions with one source asset per silo table plus ``assets`` that build on them.
+
+    Resources: each silo under its own name, ``silo_io_manager`` (read in place) and the default
+    ``io_manager`` (Parquet results store under ``results_base_path``).
+    """
+    return dg.Definitions(
+        assets=[*catalog.source_assets(), *assets],
+        jobs=[refresh_catalog_job(catalog), *jobs],
+        schedules=list(schedules),
+        sensors=list(sensors),
+        resources={
+            **catalog.silos,
+            SILO_IO_MANAGER_KEY: silo_io_manager(list(catalog.silos)),
+            "io_manager": ParquetResultsIOManager(base_path=results_base_path),
+        },
+    )

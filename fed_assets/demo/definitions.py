@@ -1,0 +1,29 @@
+"""The demo code location: four finance silos on local disk, or the same names from a YAML file.
+
+``FED_ASSETS_DATA`` sets the data folder (default ``./data/demo``); ``FED_ASSETS_SILOS`` names a
+YAML file (see ``fed_assets.config``) that points the same silo names at PostgreSQL, S3,
+Snowflake or BigQuery instead — the asset definitions do not change.
+"""
+
+from __future__ import annotations
+
+import os
+
+from fed_assets.catalog import Catalog
+from fed_assets.config import silos_from_yaml
+from fed_assets.definitions import build_definitions
+from fed_assets.demo.assets import DEMO_ASSETS
+from fed_assets.demo.generate import DemoPaths, default_data_dir
+from fed_assets.demo.silos import embedded_silos
+
+def demo_definitions():
+    paths = DemoPaths(default_data_dir())
+    config = os.environ.get("FED_ASSETS_SILOS")
+    silos = silos_from_yaml(config) if config else embedded_silos(paths)
+    catalog = Catalog(silos, os.environ.get("FED_ASSETS_CATALOG", paths.catalog))
+    return build_definitions(
+        catalog, results_base_path=str(paths.results), assets=DEMO_ASSETS
+    )
+
+
+defs = demo_definitions()

@@ -1,0 +1,38 @@
+"""The demo's four silos on local disk (DuckDB, Parquet, SQLite): no server needed."""
+
+from __future__ import annotations
+
+from fed_assets.demo.generate import DemoPaths
+from fed_assets.silo import SiloPolicy, SiloResource
+from resources.silos.duckdb import DuckDBSilo
+from resources.silos.parquet import ParquetSilo
+from resources.silos.sqlite import SQLiteSilo
+
+PII = ["customers.full_name", "customers.email", "customers.iban", "customers.date_of_birth"]
+
+
+def embedded_silos(paths: DemoPaths) -> dict[str, SiloResource]:
+    """The demo silos on local disk: no server needed."""
+    silos = [
+        DuckDBSilo(
+            name="eu_core_banking",
+            path=str(paths.core_banking),
+            region="eu",
+            owner="team:core-banking",
+            policy=SiloPolicy(pii_columns=PII, allowed_regions=["eu"]),
+        ),
+        ParquetSilo(
+            name="us_payments", root=str(paths.payments), region="us", owner="team:payments"
+        ),
+        DuckDBSilo(
+            name="loans_warehouse", path=str(paths.loans), region="uk", owner="team:lending"
+        ),
+        SQLiteSilo(
+            name="compliance_store",
+            path=str(paths.compliance),
+            region="eu",
+            owner="team:compliance",
+            policy=SiloPolicy(allowed_regions=["eu", "uk"]),
+        ),
+    ]
+    return {s.name: s for s in silos}

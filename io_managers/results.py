@@ -1,0 +1,105 @@
+"""Results store: asset outputs as Parquet files, written atomically, on a local path or S3/GCS."""
+
+from __future__ import annotations
+
+import uuid
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+from pydantic import Field
+
+from fed_assets.errors import ConfigurationError, CorruptDataError
+from resources.silos._files import filesystem_for
+
+
+class ParquetResultsIOManager(dg.ConfigurableIOManager):
+    """Stores each asset as ``<base>/<asset/key/path>.parquet`` (``.../<partition>.parquet``).
+
+    Local writes go to a temporary name in the same folder and are renamed into place; object
+    stores (S3, GCS) publish an object only when its upload completes, so a reader never sees a
+    partial file either way.
+    """
+
+    base_path: str = Field(description="Folder or s3:// / gs:// URI the results are stored under.")
+    s3_endpoint_url: str | None = Field(
+        default=None, description="S3-compatible endpoint (e.g. http://127.0.0.1:9000)."
+    )
+    s3_access_key_id: str | None = Field(default=None, description="S3 key; use EnvVar.")
+    s3_secret_access_key: str | None = Field(default=None, description="S3 secret; use EnvVar.")
+    s3_region: str | None = Field(default=None, description="S3 region.")
+
+    def _fs(self) -> tuple[pafs.FileSystem, str]:
+        return filesystem_for(
+            self.base_path,
+            endpoint_url=self.s3_endpoint_url,
+            access_key_id=self.s3_access_key_id,
+            secret_access_key=self.s3_secret_access_key,
+            region=self.s3_region,
+        )
+
+    def _path(self, context: dg.InputContext | dg.OutputContext, partition: str | None) -> str:
+        _, root = self._fs()
+        parts = [root.rstrip("/"), *context.asset_key.path]
+        if partition is None:
+            return "/".join(parts) + ".parquet"
+        return "/".join([*parts, f"{partition}.parquet"])
+
+    def handle_output(self, context: dg.OutputContext, obj: pa.Table | pd.DataFrame | None) -> None:
+        if obj is None:
+            return
+        if isinstance(obj, pd.DataFrame):
+            obj = pa.Table.from_pandas(obj, preserve_index=False)
+        if not isinstance(obj, pa.Table):
+            raise ConfigurationError(
+                f"asset {context.asset_key.to_user_string()}",
+                f"the results store keeps Arrow tables and DataFrames, not {type(obj).__name__}",
+                "return a pyarrow.Table or pandas.DataFrame, or set another io_manager_key",
+            )
+        fs, _ = self._fs()
+        partition = context.partition_key if context.has_partition_key else None
+        path = self._path(context, partition)
+        fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        if isinstance(fs, pafs.LocalFileSystem):
+            tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+            try:
+                pq.write_table(obj, tmp, filesystem=fs)
+                fs.move(tmp, path)
+            except BaseException:
+                if fs.get_file_info(tmp).type != pafs.FileType.NotFound:
+                    fs.delete_file(tmp)
+                raise
+        else:
+            pq.write_table(obj, path, filesystem=fs)
+        context.add_output_metadata(
+            {"path": path, "dagster/row_count": obj.num_rows, "bytes": obj.nbytes}
+        )
+
+    def load_input(self, context: dg.InputContext) -> pa.Table | pd.DataFrame:
+        fs, _ = self._fs()
+        if context.has_asset_partitions:
+            paths = [self._path(context, k) for k in context.asset_partition_keys]
+        else:
+            paths = [self._path(context, None)]
+        tables = []
+        for path in paths:
+            if fs.get_file_info(path).type == pafs.FileType.NotFound:
+                raise ConfigurationError(
+                    f"asset {context.asset_key.to_user_string()}",
+                    f"no stored result at {path}",
+                    "materialise the upstream asset (or that partition) first",
+                )
+            try:
+                tables.append(pq.read_table(path, filesystem=fs))
+            except pa.ArrowInvalid as err:
+                raise CorruptDataError(
+                    f"asset {context.asset_key.to_user_string()}",
+                    f"{path} is not a readable Parquet file: {err}",
+                    "re-materialise the asset to rewrite it",
+                ) from None
+        result = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        if context.dagster_type.typing_type is pd.DataFrame:
+            return result.to_pandas()
+        return result

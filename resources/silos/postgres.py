@@ -1,0 +1,543 @@
+"""PostgreSQL silo: read-only ADBC sessions streaming Arrow, metadata from the system catalogs."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar
+
+import adbc_driver_manager
+import adbc_driver_postgresql
+import adbc_driver_postgresql.dbapi as adbc_pg
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import Field
+from sqlglot import exp
+
+from fed_assets.errors import (
+    ConfigurationError,
+    FedAssetsError,
+    QuerySyntaxError,
+    ReadOnlyViolation,
+    SiloAuthError,
+    SiloQueryError,
+    SiloUnreachableError,
+    UnknownColumnError,
+    UnknownTableError,
+)
+from fed_assets.silo import (
+    BATCH_ROWS,
+    Capabilities,
+    ColumnStats,
+    SiloResource,
+    TableStats,
+    TableVersion,
+    stream,
+)
+
+# Bytes per batch the driver aims for: about BATCH_ROWS rows of a ~80-byte row, so a wide table
+# still arrives in bounded pieces (batches over BATCH_ROWS rows are sliced as well).
+BATCH_BYTES_HINT = 8 * 1024 * 1024
+
+# Relation kinds listed as tables: ordinary, partitioned, view, materialized view, foreign.
+_LISTED_RELKINDS = ("r", "p", "v", "m", "f")
+
+# libpq's header size inside a numeric typmod: typmod = ((precision << 16) | scale) + 4.
+_VARHDRSZ = 4
+
+# Largest precision each Arrow decimal type holds.
+_DECIMAL128_MAX_PRECISION = 38
+_DECIMAL256_MAX_PRECISION = 76
+
+_TABLES_SQL = """
+SELECT c.relname::text AS name
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = $1
+  AND c.relkind::text = ANY($2)
+  AND NOT c.relispartition
+  AND has_table_privilege(c.oid, 'SELECT')
+ORDER BY 1
+"""
+
+_RELATION_SQL = """
+SELECT c.oid::bigint AS oid, c.relkind::text AS relkind, c.reltuples::float8 AS reltuples,
+       CASE WHEN c.relkind IN ('r', 'p', 'm', 't') THEN pg_total_relation_size(c.oid)::bigint END
+           AS bytes,
+       s.n_live_tup::bigint AS n_live_tup
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_catalog.pg_stat_user_tables s ON s.relid = c.oid
+WHERE n.nspname = $1 AND c.relname = $2
+"""
+
+_COLUMN_STATS_SQL = """
+SELECT DISTINCT ON (attname)
+       attname::text AS name, null_frac::float8 AS null_frac, n_distinct::float8 AS n_distinct,
+       histogram_bounds::text::text[] AS bounds, most_common_vals::text::text[] AS common
+FROM pg_catalog.pg_stats
+WHERE schemaname = $1 AND tablename = $2
+ORDER BY attname, inherited DESC
+"""
+
+# Every relation whose rows a table's contents come from: itself, what its views' rewrite rules
+# read (recursively) and its partitions / inheritance children; with their change counters.
+_VERSION_SQL = """
+WITH RECURSIVE rels(oid) AS (
+    SELECT $1::bigint::oid
+    UNION
+    SELECT x.oid
+    FROM rels r
+    CROSS JOIN LATERAL (
+        SELECT d.refobjid AS oid
+        FROM pg_catalog.pg_rewrite w
+        JOIN pg_catalog.pg_depend d
+          ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = w.oid
+         AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid <> r.oid
+        WHERE w.ev_class = r.oid
+        UNION ALL
+        SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent = r.oid
+    ) x
+)
+SELECT c.oid::bigint AS oid, c.relname::text AS name, c.relkind::text AS relkind,
+       c.relfilenode::bigint AS relfilenode,
+       s.n_tup_ins::bigint AS ins, s.n_tup_upd::bigint AS upd, s.n_tup_del::bigint AS del,
+       (SELECT md5(string_agg(a.attname || ':' || a.atttypid || ':' || a.atttypmod, ','
+                              ORDER BY a.attnum))
+        FROM pg_catalog.pg_attribute a
+        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
+       CASE WHEN c.relkind = 'v' THEN md5(pg_get_viewdef(c.oid)) END AS viewdef,
+       (SELECT d.stats_reset::text FROM pg_catalog.pg_stat_database d
+        WHERE d.datname = current_database()) AS stats_reset
+FROM rels
+JOIN pg_catalog.pg_class c ON c.oid = rels.oid
+LEFT JOIN pg_catalog.pg_stat_all_tables s ON s.relid = c.oid
+ORDER BY c.oid
+"""
+
+# SQLSTATEs (https://www.postgresql.org/docs/15/errcodes-appendix.html) mapped to our errors.
+_UNDEFINED_TABLE = "42P01"
+_UNDEFINED_COLUMN = "42703"
+_READ_ONLY = "25006"
+_SYNTAX_ERROR = "42601"
+_INSUFFICIENT_PRIVILEGE = "42501"
+_INVALID_AUTHORIZATION = ("28000", "28P01")
+_INVALID_CATALOG = "3D000"
+
+# libpq connection failures, matched on the message since no SQLSTATE reaches the client then.
+_AUTH_PATTERNS = (
+    "password authentication failed",
+    "authentication failed",
+    "no password supplied",
+    "no pg_hba.conf entry",
+    'role "',
+)
+_UNREACHABLE_PATTERNS = (
+    "connection refused",
+    "could not translate host name",
+    "no route to host",
+    "network is unreachable",
+    "timeout expired",
+    "could not connect",
+    "server closed the connection unexpectedly",
+    "no such file or directory",
+    "connection timed out",
+    "host is unreachable",
+)
+
+
+class PostgresSilo(SiloResource):
+    """A PostgreSQL database schema as a silo, read through ADBC as Arrow.
+
+    Every session is read-only (``default_transaction_read_only=on``) on top of the query check
+    that refuses anything but a single query. Pass the password from the environment::
+
+        PostgresSilo(name="core", host="db.internal", user="reader", database="bank",
+                     password=dagster.EnvVar("CORE_PG_PASSWORD"))
+    """
+
+    kind: ClassVar[str] = "postgres"
+
+    host: str = Field(description="Server host name or IP address.")
+    port: int = Field(default=5432, description="Server TCP port.")
+    user: str = Field(description="Role to log in as; read access to the schema is enough.")
+    password: str = Field(
+        default="",
+        repr=False,
+        description="Password of the role. Never write it in code: use "
+        "dagster.EnvVar('MY_PG_PASSWORD') so it is read from the environment at run time.",
+    )
+    database: str = Field(description="Database to connect to.")
+    schema_: str = Field(
+        default="public",
+        alias="schema",
+        description="Schema whose tables and views this silo exposes.",
+    )
+    connect_timeout_s: int = Field(
+        default=10,
+        description="Seconds to wait for a connection before the silo counts as unreachable "
+        "(libpq treats values below 2 as 2).",
+    )
+    sslmode: str = Field(
+        default="prefer",
+        description="libpq sslmode: disable, allow, prefer, require, verify-ca or verify-full.",
+    )
+
+    # ----------------------------------------------------------------- protocol
+    @property
+    def dialect(self) -> str:
+        return "postgres"
+
+    @property
+    def capabilities(self) -> Capabilities:
+        # Sessions are read-only, so temporary tables cannot be created for shipped-in data.
+        return Capabilities(temp_tables=False)
+
+    def tables(self) -> list[str]:
+        rows = self._fetch(_TABLES_SQL, (self.schema_, list(_LISTED_RELKINDS)))
+        return [row["name"] for row in rows]
+
+    def schema(self, table: str) -> pa.Schema:
+        sql = f"SELECT * FROM {self.table_expression(table).sql(dialect='postgres')} LIMIT 0"
+        conn = self._connect()
+        try:
+            cur = conn.cursor()
+            try:
+                cur.execute(sql)
+                return arrow_schema(cur.fetch_arrow_table().schema)
+            finally:
+                cur.close()
+        except adbc_driver_manager.Error as err:
+            raise self.wrap_error(err, table=table) from err
+        finally:
+            conn.close()
+
+    def stats(self, table: str) -> TableStats:
+        relation = self._relation(table)
+        rows: int | None = None
+        if relation["reltuples"] is not None and relation["reltuples"] >= 0:
+            rows = round(relation["reltuples"])
+        elif relation["n_live_tup"] is not None:
+            rows = relation["n_live_tup"]
+        schema = self.schema(table)
+        columns: dict[str, ColumnStats] = {}
+        for row in self._fetch(_COLUMN_STATS_SQL, (self.schema_, table)):
+            if row["name"] not in schema.names:
+                continue
+            values = (row["bounds"] or []) + (row["common"] or [])
+            low, high = _min_max(values, schema.field(row["name"]).type)
+            columns[row["name"]] = ColumnStats(
+                ndv=_ndv(row["n_distinct"], rows),
+                min=low,
+                max=high,
+                null_count=None if rows is None else round(row["null_frac"] * rows),
+            )
+        return TableStats(rows=rows, bytes=relation["bytes"], columns=columns, exact=False)
+
+    def version(self, table: str) -> TableVersion:
+        relation = self._relation(table)
+        rows = self._fetch(_VERSION_SQL, (relation["oid"],))
+        if any(row["relkind"] == "f" for row in rows):
+            return self._content_version(table)
+        parts = [
+            "|".join(
+                str(row[key])
+                for key in ("oid", "relkind", "relfilenode", "ins", "upd", "del", "columns")
+            )
+            + "|"
+            + str(row["viewdef"])
+            for row in rows
+        ]
+        parts.append(f"stats_reset={rows[0]['stats_reset'] if rows else None}")
+        fingerprint = hashlib.sha256("\n".join(parts).encode()).hexdigest()
+        counted = [r for r in rows if r["ins"] is not None]
+        detail = (
+            "pg_class relfilenode and columns, pg_stat_all_tables n_tup_ins/upd/del of "
+            + ", ".join(
+                f"{r['name']} (ins={r['ins']}, upd={r['upd']}, del={r['del']}, "
+                f"relfilenode={r['relfilenode']})"
+                for r in counted
+            )
+            if counted
+            else "pg_class definition only (no table underneath)"
+        )
+        return TableVersion(fingerprint=fingerprint, method="metadata", detail=detail)
+
+    def table_expression(self, table: str) -> exp.Table:
+        return exp.Table(
+            this=exp.to_identifier(table, quoted=True),
+            db=exp.to_identifier(self.schema_, quoted=True),
+        )
+
+    def _scan(self, sql: str) -> pa.RecordBatchReader:
+        conn = self._connect()
+        cur = None
+        try:
+            cur = conn.cursor()
+            cur.adbc_statement.set_options(
+                **{
+                    adbc_driver_postgresql.StatementOptions.BATCH_SIZE_HINT_BYTES.value: str(
+                        BATCH_BYTES_HINT
+                    )
+                }
+            )
+            cur.execute(sql)
+            reader = cur.fetch_record_batch()
+        except BaseException as err:
+            _close(cur, conn)
+            if isinstance(err, adbc_driver_manager.Error):
+                raise self.wrap_error(err) from err
+            raise
+        schema = arrow_schema(reader.schema)
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            for batch in reader:
+                converted = self._convert(batch, schema)
+                for offset in range(0, max(converted.num_rows, 1), BATCH_ROWS):
+                    yield converted.slice(offset, BATCH_ROWS)
+
+        return stream(schema, batches(), on_error=self.wrap_error, close=lambda: _close(cur, conn))
+
+    # ----------------------------------------------------------------- errors
+    def wrap_error(self, err: Exception, *, table: str | None = None) -> FedAssetsError:
+        if isinstance(err, FedAssetsError):
+            return err
+        text = self._scrub(str(err))
+        sqlstate = getattr(err, "sqlstate", None)
+        reason = _server_message(text)
+        lowered = text.lower()
+        where = f"silo '{self.name}'" + (f", table '{table}'" if table else "")
+        address = f"{self.host}:{self.port}"
+        connecting = "failed to connect" in lowered or (sqlstate or "").startswith("08")
+
+        if sqlstate in _INVALID_AUTHORIZATION or (
+            connecting and any(p in lowered for p in _AUTH_PATTERNS)
+        ):
+            return SiloAuthError(
+                where,
+                f"PostgreSQL at {address} refused to log in user '{self.user}': {reason}",
+                "check the silo's user and password (set the password through dagster.EnvVar) "
+                "and that pg_hba.conf admits this client",
+            )
+        if sqlstate == _INVALID_CATALOG or (connecting and "does not exist" in lowered):
+            return ConfigurationError(
+                where,
+                f"PostgreSQL at {address} has no database '{self.database}': {reason}",
+                "set the silo's database to an existing database",
+            )
+        if connecting or any(p in lowered for p in _UNREACHABLE_PATTERNS):
+            return SiloUnreachableError(
+                where,
+                f"cannot reach PostgreSQL at {address}: {reason}",
+                "check that the server runs, that host and port are right and that the network "
+                f"allows the connection (connect_timeout_s={self.connect_timeout_s})",
+            )
+        if sqlstate == _UNDEFINED_TABLE:
+            missing = _quoted(reason, "relation") or table
+            return UnknownTableError(
+                f"silo '{self.name}', table '{missing}'",
+                f"schema '{self.schema_}' has no such table: {reason}",
+                "use one of the names the silo's tables() lists",
+            )
+        if sqlstate == _UNDEFINED_COLUMN:
+            column = _quoted(reason, "column") or "?"
+            return UnknownColumnError(
+                f"{where}, column '{column}'",
+                f"no such column: {reason}",
+                "use a column of the table's schema()",
+            )
+        if sqlstate == _READ_ONLY:
+            return ReadOnlyViolation(
+                where,
+                f"the query tried to write in a read-only session: {reason}",
+                "send a read-only SELECT; write results through an IO manager instead",
+            )
+        if sqlstate == _SYNTAX_ERROR:
+            return QuerySyntaxError(
+                where,
+                f"PostgreSQL rejected the SQL: {reason}",
+                "correct the SQL for the postgres dialect",
+            )
+        if sqlstate == _INSUFFICIENT_PRIVILEGE:
+            return SiloAuthError(
+                where,
+                f"user '{self.user}' may not read this: {reason}",
+                "GRANT SELECT on the table (and USAGE on its schema) to the silo's user",
+            )
+        return SiloQueryError(
+            where,
+            f"PostgreSQL failed the query: {reason}"
+            + (f" (SQLSTATE {sqlstate})" if sqlstate else ""),
+            "check the query and that the server is healthy",
+        )
+
+    # ----------------------------------------------------------------- helpers
+    def conninfo(self) -> str:
+        """The libpq connection string; read-only sessions. Holds the password: never log it."""
+        settings = {
+            "host": self.host,
+            "port": str(self.port),
+            "user": self.user,
+            "password": self.password,
+            "dbname": self.database,
+            "connect_timeout": str(self.connect_timeout_s),
+            "sslmode": self.sslmode,
+            "application_name": "fed-assets",
+            "options": "-c default_transaction_read_only=on",
+        }
+        return " ".join(f"{k}={_conninfo_value(v)}" for k, v in settings.items() if v != "")
+
+    def _connect(self) -> Any:
+        try:
+            return adbc_pg.connect(self.conninfo(), autocommit=True)
+        except adbc_driver_manager.Error as err:
+            # from None: a driver's connect error could echo the connection string.
+            raise self.wrap_error(err) from None
+
+    def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Run a catalog query with ``$n`` parameters and return its rows as dicts."""
+        conn = self._connect()
+        try:
+            cur = conn.cursor()
+            try:
+                cur.execute(sql, tuple(params) if params else None)
+                return cur.fetch_arrow_table().to_pylist()
+            finally:
+                cur.close()
+        except adbc_driver_manager.Error as err:
+            raise self.wrap_error(err) from err
+        finally:
+            conn.close()
+
+    def _relation(self, table: str) -> dict[str, Any]:
+        rows = self._fetch(_RELATION_SQL, (self.schema_, table))
+        if not rows:
+            table = self.require_table(table)  # raises UnknownTableError naming the tables
+            rows = self._fetch(_RELATION_SQL, (self.schema_, table))
+        return rows[0]
+
+    def _content_version(self, table: str) -> TableVersion:
+        """Fingerprint of the rows, for foreign tables whose metadata cannot tell changes."""
+        name = self.table_expression(table).sql(dialect="postgres")
+        sql = (
+            "SELECT count(*)::bigint AS n, "
+            f"md5(string_agg(md5(t::text), '' ORDER BY md5(t::text))) AS h FROM {name} t"
+        )
+        (row,) = self._fetch(sql)
+        return TableVersion(
+            fingerprint=f"{row['n']}:{row['h']}",
+            method="content",
+            detail=f"md5 of all {row['n']} rows: a foreign table has no change counters",
+        )
+
+    def _convert(self, batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+        """Cast driver-specific columns (opaque ``numeric``) to the types of ``schema``."""
+        columns = []
+        for column, target in zip(batch.columns, schema, strict=True):
+            if column.type == target.type:
+                columns.append(column)
+                continue
+            storage = column.storage if isinstance(column, pa.ExtensionArray) else column
+            try:
+                columns.append(pc.cast(storage, target.type))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+                raise SiloQueryError(
+                    f"silo '{self.name}', column '{target.name}'",
+                    f"a value does not fit {target.type} ({err}); PostgreSQL numeric columns "
+                    "may hold NaN or Infinity, which decimals cannot",
+                    f'cast the column in the query, e.g. "{target.name}"::float8',
+                ) from None
+        return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self.password, "***") if self.password else text
+
+
+def arrow_schema(driver_schema: pa.Schema) -> pa.Schema:
+    """The schema users see: ADBC's, with ``numeric`` as decimals and without driver metadata.
+
+    ``numeric(p, s)`` becomes ``decimal128(p, s)`` (``decimal256`` past 38 digits); a
+    ``numeric`` without precision becomes ``float64``, since no fixed decimal holds every value.
+    Other opaque types arrive as their text.
+    """
+    fields = []
+    for field in driver_schema:
+        kind = field.type
+        if isinstance(kind, pa.OpaqueType):
+            kind = _numeric_type(field) if kind.type_name == "numeric" else kind.storage_type
+        fields.append(pa.field(field.name, kind, nullable=field.nullable))
+    return pa.schema(fields)
+
+
+def _numeric_type(field: pa.Field) -> pa.DataType:
+    metadata = field.metadata or {}
+    typmod = int(metadata.get(b"POSTGRESQL:typmod", b"-1"))
+    if typmod < _VARHDRSZ:
+        return pa.float64()
+    precision = ((typmod - _VARHDRSZ) >> 16) & 0xFFFF
+    scale = (((typmod - _VARHDRSZ) & 0x7FF) ^ 1024) - 1024  # 11-bit signed since PG 15
+    if not 0 <= scale <= precision:
+        return pa.float64()
+    if precision <= _DECIMAL128_MAX_PRECISION:
+        return pa.decimal128(precision, scale)
+    if precision <= _DECIMAL256_MAX_PRECISION:
+        return pa.decimal256(precision, scale)
+    return pa.float64()
+
+
+def _min_max(values: list[str], kind: pa.DataType) -> tuple[Any, Any]:
+    """Smallest and largest of PostgreSQL text ``values`` read as ``kind``; None if unreadable."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return None, None
+    try:
+        if pa.types.is_boolean(kind):
+            array = pa.array([v in ("t", "true") for v in values], pa.bool_())
+        else:
+            array = pc.cast(pa.array(values, pa.string()), kind)
+        result = pc.min_max(array)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return None, None
+    return result["min"].as_py(), result["max"].as_py()
+
+
+def _ndv(n_distinct: float | None, rows: int | None) -> int | None:
+    """pg_stats.n_distinct is a count when positive, minus a fraction of rows when negative."""
+    if n_distinct is None or n_distinct == 0:
+        return None
+    if n_distinct > 0:
+        return round(n_distinct)
+    return None if rows is None else round(-n_distinct * rows)
+
+
+def _server_message(text: str) -> str:
+    """The server's own message (after ``ERROR:``/``FATAL:``), else the driver's first line."""
+    match = re.search(r"(?:ERROR|FATAL):\s+([^\n]+)", text)
+    if match:
+        return match.group(1).strip()
+    first = text.strip().splitlines()[0] if text.strip() else type(text).__name__
+    return re.sub(r"^[A-Z_]+: (\[libpq\] )?", "", first).strip()
+
+
+def _quoted(reason: str, noun: str) -> str | None:
+    """The name in ``<noun> "name" does not exist`` (also ``column t.name``)."""
+    match = re.search(rf'{noun} "([^"]+)"', reason)
+    if not match:
+        return None
+    return match.group(1).split(".")[-1]
+
+
+def _conninfo_value(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{escaped}'"
+
+
+def _close(cur: Any, conn: Any) -> None:
+    for handle in (cur, conn):
+        if handle is None:
+            continue
+        try:
+            handle.close()
+        except Exception:  # closing after a failure must not hide the failure
+            pass

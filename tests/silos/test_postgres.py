@@ -1,0 +1,166 @@
+"""PostgreSQL-specific silo behaviour: credentials, reachability, types, read-only, streaming."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import time
+
+import pyarrow as pa
+import pytest
+
+from fed_assets.errors import (
+    ConfigurationError,
+    ReadOnlyViolation,
+    SiloAuthError,
+    SiloUnreachableError,
+    UnknownColumnError,
+    UnknownTableError,
+)
+from fed_assets.silo import BATCH_ROWS
+from tests.servers import free_port
+from tests.silos.cases.postgres import connect, flush_stats, silo_for
+
+
+def test_wrong_password_is_an_auth_error_without_the_password(postgres_schema):
+    env, schema = postgres_schema
+    silo = silo_for(env, schema, password="not-the-Secret-42")
+    with pytest.raises(SiloAuthError) as info:
+        silo.tables()
+    message = str(info.value)
+    assert "'pg'" in message and "password" in message
+    assert "not-the-Secret-42" not in message
+    assert env["FED_TEST_POSTGRES_PASSWORD"] not in message
+    assert "not-the-Secret-42" not in repr(silo)
+
+
+def test_closed_port_is_unreachable_quickly(postgres_schema):
+    env, schema = postgres_schema
+    silo = silo_for(env, schema, port=free_port(), connect_timeout_s=2)
+    started = time.monotonic()
+    with pytest.raises(SiloUnreachableError) as info:
+        silo.scan("SELECT 1").read_all()
+    assert time.monotonic() - started < 3
+    assert "'pg'" in str(info.value) and str(silo.port) in str(info.value)
+
+
+def test_missing_database_is_a_configuration_error(postgres_schema):
+    env, schema = postgres_schema
+    with pytest.raises(ConfigurationError, match="no_such_db"):
+        silo_for(env, schema, database="no_such_db").tables()
+
+
+def test_numeric_columns_come_back_as_numbers(postgres_schema):
+    env, schema = postgres_schema
+    with connect(env) as con:
+        con.execute(f'CREATE TABLE "{schema}".money (price numeric(10, 2), ratio numeric)')
+        con.execute(f"INSERT INTO \"{schema}\".money VALUES (12.34, 0.125), (NULL, 'NaN')")
+    silo = silo_for(env, schema)
+    expected = pa.schema([("price", pa.decimal128(10, 2)), ("ratio", pa.float64())])
+    assert silo.schema("money") == expected
+    table = silo.read("money").read_all()
+    assert table.schema == expected
+    assert table.column("price").to_pylist() == [decimal.Decimal("12.34"), None]
+    ratio = table.column("ratio").to_pylist()
+    assert ratio[0] == 0.125 and ratio[1] != ratio[1]  # NaN
+    total = silo.scan(f'SELECT sum(price) AS s FROM "{schema}".money').read_all()
+    assert float(total.column("s")[0].as_py()) == pytest.approx(12.34)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "WITH x AS (INSERT INTO {t} (id) VALUES (99) RETURNING id) SELECT * FROM x",
+        "SELECT * INTO stolen FROM {t}",
+    ],
+)
+def test_hidden_writes_are_refused(postgres_case, sql):
+    silo = postgres_case.silo
+    sql = sql.format(t=silo.table_expression("people").sql("postgres"))
+    with pytest.raises(ReadOnlyViolation, match="'pg'"):
+        silo.scan(sql)
+    # The session itself is read-only too, should a write slip past the query check.
+    with pytest.raises(ReadOnlyViolation, match="read-only"):
+        silo._scan(sql).read_all()
+    assert silo.read("people").read_all().num_rows == 5
+    assert "stolen" not in silo.tables()
+
+
+def test_large_scan_streams_in_several_batches(postgres_schema):
+    env, schema = postgres_schema
+    n = 200_000
+    with connect(env) as con:
+        con.execute(
+            f'CREATE TABLE "{schema}".big AS '
+            "SELECT g::bigint AS id, md5(g::text) AS tag FROM generate_series(1, %s) g",
+            (n,),
+        )
+    reader = silo_for(env, schema).read("big")
+    sizes = [batch.num_rows for batch in reader]
+    assert len(sizes) >= 2 and max(sizes) <= BATCH_ROWS
+    assert sum(sizes) == n
+
+
+def test_stats_after_analyze(postgres_case):
+    env_case = postgres_case
+    silo = env_case.silo
+    with connect_silo(silo) as con:
+        con.execute(f"ANALYZE {silo.table_expression('people').sql('postgres')}")
+    stats = silo.stats("people")
+    assert stats.rows == 5 and stats.bytes > 0
+    assert stats.columns["id"].ndv == 5
+    assert (stats.columns["id"].min, stats.columns["id"].max) == (1, 5)
+    assert stats.columns["name"].null_count == 1
+    assert stats.columns["amount"].min == 10.5 and stats.columns["amount"].max == 50.0
+    assert stats.columns["joined"].min == dt.datetime(2024, 1, 1, 9, 30)
+    assert stats.columns["active"].ndv == 2
+
+
+def test_stats_before_analyze_use_live_tuples(postgres_case):
+    stats = postgres_case.silo.stats("nobody")
+    assert stats.rows == 0
+    assert postgres_case.silo.stats("people").rows == 5
+
+
+def test_views_are_tables_and_follow_their_source(postgres_case):
+    silo = postgres_case.silo
+    people = silo.table_expression("people").sql("postgres")
+    with connect_silo(silo) as con:
+        con.execute(
+            f'CREATE VIEW "{silo.schema_}".actives AS SELECT id FROM {people} WHERE active'
+        )
+    assert "actives" in silo.tables()
+    first = silo.version("actives")
+    assert silo.version("actives") == first and first.method == "metadata"
+    postgres_case.append_row()
+    assert silo.version("actives").fingerprint != first.fingerprint
+
+
+def test_truncate_changes_the_version(postgres_case):
+    silo = postgres_case.silo
+    first = silo.version("people")
+    with connect_silo(silo) as con:
+        con.execute(f"TRUNCATE {silo.table_expression('people').sql('postgres')}")
+        flush_stats(con)
+    assert silo.version("people").fingerprint != first.fingerprint
+
+
+def test_driver_errors_name_table_and_column(postgres_case):
+    silo = postgres_case.silo
+    with pytest.raises(UnknownTableError, match="'ghost'"):
+        silo.scan(f'SELECT * FROM "{silo.schema_}".ghost').read_all()
+    with pytest.raises(UnknownColumnError, match="'salary'"):
+        silo.scan(f"SELECT salary FROM {silo.table_expression('people').sql('postgres')}")
+
+
+def connect_silo(silo):
+    """A writer's connection to the server the silo reads (the silo itself cannot write)."""
+    return connect(
+        {
+            "FED_TEST_POSTGRES_HOST": silo.host,
+            "FED_TEST_POSTGRES_PORT": str(silo.port),
+            "FED_TEST_POSTGRES_USER": silo.user,
+            "FED_TEST_POSTGRES_PASSWORD": silo.password,
+            "FED_TEST_POSTGRES_DATABASE": silo.database,
+        }
+    )
