@@ -18,6 +18,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import warnings
+
 import dagster as dg
 import pyarrow as pa
 
@@ -192,6 +194,13 @@ def _spec(silo: SiloResource, table: CatalogTable) -> dg.AssetSpec:
 def _observable_silo(silo: SiloResource, tables: list[CatalogTable]) -> dg.AssetsDefinition:
     specs = [_spec(silo, t) for t in tables]
     table_of = {t.asset_key: t.table for t in tables}
+
+    with warnings.catch_warnings():  # multi_observable_source_asset is marked beta
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return _observable(silo, specs, table_of)
+
+
+def _observable(silo, specs, table_of) -> dg.AssetsDefinition:
     resource_key = silo.name
 
     @dg.multi_observable_source_asset(
@@ -201,7 +210,7 @@ def _observable_silo(silo: SiloResource, tables: list[CatalogTable]) -> dg.Asset
         required_resource_keys={resource_key},
         description=f"Read each table's change fingerprint from silo {silo.name}.",
     )
-    def observe(context: dg.AssetExecutionContext):
+    def observe(context):
         live: SiloResource = getattr(context.resources, resource_key)
         for key in sorted(context.selected_asset_keys, key=lambda k: k.to_string()):
             version = live.version(table_of[key])

@@ -11,6 +11,10 @@ from io_managers.results import ParquetResultsIOManager
 from io_managers.silo import silo_io_manager
 
 
+# The job that observes every silo table (records version() as the data version).
+OBSERVE_JOB = "observe_silos"
+
+
 def refresh_catalog_job(catalog: Catalog) -> dg.JobDefinition:
     """A job that re-reads every silo's tables and schemas into the catalog snapshot.
 
@@ -18,7 +22,7 @@ def refresh_catalog_job(catalog: Catalog) -> dg.JobDefinition:
     """
 
     @dg.op(required_resource_keys=set(catalog.silos))
-    def refresh_catalog(context: dg.OpExecutionContext) -> None:
+    def refresh_catalog(context) -> None:
         live = Catalog({n: getattr(context.resources, n) for n in catalog.silos}, catalog.snapshot_path)
         outcome = live.refresh()
         failed = {n: r for n, r in outcome.items() if r != "ok"}
@@ -51,9 +55,15 @@ def build_definitions(
     Resources: each silo under its own name, ``silo_io_manager`` (read in place) and the default
     ``io_manager`` (Parquet results store under ``results_base_path``).
     """
+    sources = catalog.source_assets()
+    observe = dg.define_asset_job(
+        OBSERVE_JOB,
+        selection=dg.AssetSelection.assets(*sources),
+        description="Record every silo table's change fingerprint as its data version.",
+    )
     return dg.Definitions(
-        assets=[*catalog.source_assets(), *assets],
-        jobs=[refresh_catalog_job(catalog), *jobs],
+        assets=[*sources, *assets],
+        jobs=[refresh_catalog_job(catalog), observe, *jobs],
         schedules=list(schedules),
         sensors=list(sensors),
         resources={

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 from pydantic import Field
 
 from fed_assets.errors import ConfigurationError, CorruptDataError
-from resources.silos._files import filesystem_for
+from resources.silos._files import Location
 
 
 class ParquetResultsIOManager(dg.ConfigurableIOManager):
@@ -31,18 +31,21 @@ class ParquetResultsIOManager(dg.ConfigurableIOManager):
     s3_secret_access_key: str | None = Field(default=None, description="S3 secret; use EnvVar.")
     s3_region: str | None = Field(default=None, description="S3 region.")
 
-    def _fs(self) -> tuple[pafs.FileSystem, str]:
-        return filesystem_for(
-            self.base_path,
-            endpoint_url=self.s3_endpoint_url,
-            access_key_id=self.s3_access_key_id,
-            secret_access_key=self.s3_secret_access_key,
-            region=self.s3_region,
-        )
+    def _location(self) -> Location:
+        """Filesystem and base path, resolved exactly as a Parquet silo at the same root would."""
+        from resources.silos.parquet import ParquetSilo
+
+        return ParquetSilo(
+            name="results_store",
+            root=self.base_path,
+            s3_endpoint_url=self.s3_endpoint_url,
+            s3_access_key_id=self.s3_access_key_id,
+            s3_secret_access_key=self.s3_secret_access_key,
+            s3_region=self.s3_region,
+        ).location
 
     def _path(self, context: dg.InputContext | dg.OutputContext, partition: str | None) -> str:
-        _, root = self._fs()
-        parts = [root.rstrip("/"), *context.asset_key.path]
+        parts = [self._location().base.rstrip("/"), *context.asset_key.path]
         if partition is None:
             return "/".join(parts) + ".parquet"
         return "/".join([*parts, f"{partition}.parquet"])
@@ -58,7 +61,7 @@ class ParquetResultsIOManager(dg.ConfigurableIOManager):
                 f"the results store keeps Arrow tables and DataFrames, not {type(obj).__name__}",
                 "return a pyarrow.Table or pandas.DataFrame, or set another io_manager_key",
             )
-        fs, _ = self._fs()
+        fs = self._location().filesystem
         partition = context.partition_key if context.has_partition_key else None
         path = self._path(context, partition)
         fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
@@ -78,7 +81,7 @@ class ParquetResultsIOManager(dg.ConfigurableIOManager):
         )
 
     def load_input(self, context: dg.InputContext) -> pa.Table | pd.DataFrame:
-        fs, _ = self._fs()
+        fs = self._location().filesystem
         if context.has_asset_partitions:
             paths = [self._path(context, k) for k in context.asset_partition_keys]
         else:

@@ -36,7 +36,7 @@ def _sql(query: str, **tables: pa.Table) -> pa.Table:
         )
     },
 )
-def monthly_volume_by_country(context: dg.AssetExecutionContext, transactions: pa.Table) -> pa.Table:
+def monthly_volume_by_country(context, transactions: pa.Table) -> pa.Table:
     """Settled payment volume per counterparty country for one month; only that month is read."""
     result = _sql(
         "SELECT strftime(booked_at, '%Y-%m') AS month, counterparty_country, "

@@ -466,8 +466,21 @@ def arrow_schema(driver_schema: pa.Schema) -> pa.Schema:
         kind = field.type
         if isinstance(kind, pa.OpaqueType):
             kind = _numeric_type(field) if kind.type_name == "numeric" else kind.storage_type
-        fields.append(pa.field(field.name, kind, nullable=field.nullable))
+        fields.append(pa.field(field.name, _without_metadata(kind), nullable=field.nullable))
     return pa.schema(fields)
+
+
+def _without_metadata(kind: pa.DataType) -> pa.DataType:
+    """``kind`` with the driver's field metadata removed from nested fields too."""
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        item = kind.value_field
+        child = pa.field(item.name, _without_metadata(item.type), nullable=item.nullable)
+        return pa.list_(child) if pa.types.is_list(kind) else pa.large_list(child)
+    if pa.types.is_struct(kind):
+        return pa.struct(
+            [pa.field(f.name, _without_metadata(f.type), nullable=f.nullable) for f in kind]
+        )
+    return kind
 
 
 def _numeric_type(field: pa.Field) -> pa.DataType:

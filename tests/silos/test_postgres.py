@@ -126,9 +126,7 @@ def test_views_are_tables_and_follow_their_source(postgres_case):
     silo = postgres_case.silo
     people = silo.table_expression("people").sql("postgres")
     with connect_silo(silo) as con:
-        con.execute(
-            f'CREATE VIEW "{silo.schema_}".actives AS SELECT id FROM {people} WHERE active'
-        )
+        con.execute(f'CREATE VIEW "{silo.schema_}".actives AS SELECT id FROM {people} WHERE active')
     assert "actives" in silo.tables()
     first = silo.version("actives")
     assert silo.version("actives") == first and first.method == "metadata"

@@ -1,0 +1,127 @@
+"""The embedded demo end to end: seed, observe silos, materialise the read-in-place assets."""
+
+from __future__ import annotations
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from fed_assets.demo.assets import (
+    default_rate_by_segment,
+    monthly_volume_by_country,
+    sar_rate_by_structuring,
+)
+from fed_assets.demo.definitions import demo_definitions
+from fed_assets.demo.generate import DemoPaths, generate
+from fed_assets.definitions import OBSERVE_JOB
+
+import dagster as dg
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    generate(root, scale=0.5, seed=11)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FED_ASSETS_DATA", str(root))
+        mp.delenv("FED_ASSETS_SILOS", raising=False)
+        mp.delenv("FED_ASSETS_CATALOG", raising=False)
+        defs = demo_definitions()
+    return DemoPaths(root), defs
+
+
+def sources(defs):
+    return [a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and a.is_observable]
+
+
+def test_generator_is_deterministic(tmp_path):
+    a = generate(tmp_path / "a", scale=0.1, seed=3)
+    b = generate(tmp_path / "b", scale=0.1, seed=3)
+    assert a == b
+    ta = pq.read_table(tmp_path / "a" / "payments_lake" / "transactions")
+    tb = pq.read_table(tmp_path / "b" / "payments_lake" / "transactions")
+    assert ta.equals(tb)
+    assert generate(tmp_path / "c", scale=0.1, seed=4) != a or not ta.equals(
+        pq.read_table(tmp_path / "c" / "payments_lake" / "transactions")
+    )
+
+
+def test_four_silo_groups_with_lineage_to_demo_assets(demo):
+    _, defs = demo
+    graph = defs.get_repository_def().asset_graph
+    groups = {graph.get(k).group_name for k in graph.get_all_asset_keys() if len(k.path) == 2}
+    assert groups == {"eu_core_banking", "us_payments", "loans_warehouse", "compliance_store"}
+    parents = graph.get(dg.AssetKey("default_rate_by_segment")).parent_keys
+    assert parents == {
+        dg.AssetKey(["eu_core_banking", "customers"]),
+        dg.AssetKey(["loans_warehouse", "applications"]),
+    }
+    customers = graph.get(dg.AssetKey(["eu_core_banking", "customers"]))
+    schema = customers.metadata["dagster/column_schema"]
+    pii = {c.name for c in schema.columns if "pii" in c.tags}
+    assert pii == {"full_name", "email", "iban", "date_of_birth"}
+    assert customers.metadata["region"] == "eu"
+
+
+def test_observing_records_versions(demo):
+    _, defs = demo
+    instance = dg.DagsterInstance.ephemeral()
+    result = defs.get_job_def(OBSERVE_JOB).execute_in_process(instance=instance)
+    assert result.success
+    observed = {
+        e.asset_key.to_user_string(): e.event_specific_data.asset_observation.data_version
+        for e in result.all_events
+        if e.event_type_value == "ASSET_OBSERVATION"
+    }
+    assert set(observed) == {
+        "eu_core_banking/customers",
+        "us_payments/transactions",
+        "loans_warehouse/applications",
+        "compliance_store/aml_cases",
+    }
+    assert all(observed.values())
+
+
+def test_partitioned_asset_reads_only_its_month(demo):
+    paths, defs = demo
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(
+        [*sources(defs), monthly_volume_by_country],
+        selection=[monthly_volume_by_country],
+        resources=defs.resources,
+        instance=instance,
+        partition_key="2025-03-01",
+    )
+    assert result.success
+    (loaded,) = [e for e in result.all_events if e.event_type_value == "LOADED_INPUT"]
+    rows_read = loaded.event_specific_data.metadata["rows read"].value
+    expected = duckdb.sql(
+        f"SELECT count(*) FROM read_parquet('{paths.payments}/transactions/*/*.parquet', "
+        "hive_partitioning=true) WHERE month = '2025-03' AND status = 'settled'"
+    ).fetchall()[0][0]
+    assert rows_read == expected
+    stored = pq.read_table(paths.results / "monthly_volume_by_country" / "2025-03-01.parquet")
+    assert set(stored["month"].to_pylist()) == {"2025-03"}
+    assert sum(stored["payments"].to_pylist()) == expected
+    leftovers = [p for p in paths.results.rglob("*") if p.name.endswith(".tmp")]
+    assert leftovers == []
+
+
+def test_planted_signal_is_visible(demo):
+    _, defs = demo
+    result = dg.materialize(
+        [*sources(defs), default_rate_by_segment, sar_rate_by_structuring],
+        selection=[default_rate_by_segment, sar_rate_by_structuring],
+        resources=defs.resources,
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    defaults = result.output_for_node("default_rate_by_segment").to_pylist()
+    high = [r["default_rate"] for r in defaults if r["dti_band"] == "high"]
+    normal = [r["default_rate"] for r in defaults if r["dti_band"] == "normal"]
+    assert min(high) > max(normal)
+    sar = {r["structuring"]: r["sar_rate"] for r in result.output_for_node("sar_rate_by_structuring").to_pylist()}
+    assert sar[True] > sar[False] + 0.3
+    # only non-PII customer columns left the EU silo
+    loaded = [e for e in result.all_events if e.event_type_value == "LOADED_INPUT"]
+    sql = " ".join(e.event_specific_data.metadata["sql pushed to silo"].value for e in loaded)
+    assert "full_name" not in sql and "iban" not in sql and "annual_income" in sql
