@@ -332,7 +332,23 @@ class FileSilo(SiloResource):
             raise self.storage_error(err) from None
         except OSError as err:
             raise self.storage_error(err) from None
+        if not infos and not local and path.rstrip("/") == self.location.base.rstrip("/"):
+            self._require_bucket()
         return sorted(infos, key=lambda info: info.path)
+
+    def _require_bucket(self) -> None:
+        """Raise ``ConfigurationError`` when the root's bucket does not exist."""
+        bucket = self.location.base.split("/", 1)[0]
+        try:
+            info = self.location.filesystem.get_file_info(bucket)
+        except OSError as err:
+            raise self.storage_error(err) from None
+        if info.type == pafs.FileType.NotFound:
+            raise ConfigurationError(
+                f"silo '{self.name}'",
+                f"the bucket '{bucket}' of root {self.root!r} does not exist",
+                "create the bucket or correct 'root' (and 's3_endpoint_url' if it is not AWS)",
+            )
 
     def missing_root(self) -> FedAssetsError:
         """The error for a root that does not exist."""

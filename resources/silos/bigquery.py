@@ -526,9 +526,10 @@ class BigQuerySilo(SiloResource):
                 timeout=self.timeout_s,
             )
 
-        wire = pa.ipc.read_schema(pa.py_buffer(session.arrow_schema.serialized_schema))
-
         def batches() -> Iterator[pa.RecordBatch]:
+            if not session.streams:  # an empty table (or result)
+                return
+            wire = pa.ipc.read_schema(pa.py_buffer(session.arrow_schema.serialized_schema))
             left = limit
             for read_stream in session.streams:
                 # ReadRowsStream resumes at the last offset after a transient error.

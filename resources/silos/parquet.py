@@ -155,6 +155,8 @@ class ParquetSilo(FileSilo):
             ):
                 for obj in page.get("Contents", []):
                     relative = obj["Key"][len(prefix) :] or obj["Key"]
+                    if obj["Key"].endswith("/"):
+                        continue  # a folder marker some writers create: not data
                     if entry.type == pafs.FileType.File or not is_hidden(relative):
                         version_id = obj.get("VersionId", "")
                         lines.append(f"{obj['Key']}\t{obj['ETag']}\t{version_id}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from collections.abc import Iterator, Sequence
@@ -550,7 +551,5 @@ def _close(cur: Any, conn: Any) -> None:
     for handle in (cur, conn):
         if handle is None:
             continue
-        try:
+        with contextlib.suppress(Exception):  # closing after a failure must not hide it
             handle.close()
-        except Exception:  # closing after a failure must not hide the failure
-            pass

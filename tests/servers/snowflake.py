@@ -14,6 +14,7 @@ Variables exported: ``FED_TEST_SNOWFLAKE_HOST``, ``FED_TEST_SNOWFLAKE_PORT``.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
@@ -65,7 +66,15 @@ def ensure_venv() -> Path:
         if not python.exists():
             _run([_base_python(), "-m", "venv", str(VENV)], "create the fakesnow virtualenv")
         _run(
-            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *REQUIREMENTS],
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                *REQUIREMENTS,
+            ],
             "install fakesnow into .venv-tools/fakesnow",
         )
         _MARKER.write_text(wanted)
@@ -106,10 +115,9 @@ def start(workdir: Path) -> Server:
         if proc.poll() is not None:
             return True
         request = urllib.request.Request(f"http://127.0.0.1:{port}/session", method="POST")
-        try:
+        # A 401 ("session token not found") is an answer too: the app is up.
+        with contextlib.suppress(urllib.error.HTTPError):
             urllib.request.urlopen(request, timeout=2).close()
-        except urllib.error.HTTPError:
-            pass  # 401 "session token not found": the app is up and answering
         return True
 
     try:

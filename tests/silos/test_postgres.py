@@ -102,8 +102,7 @@ def test_large_scan_streams_in_several_batches(postgres_schema):
 
 
 def test_stats_after_analyze(postgres_case):
-    env_case = postgres_case
-    silo = env_case.silo
+    silo = postgres_case.silo
     with connect_silo(silo) as con:
         con.execute(f"ANALYZE {silo.table_expression('people').sql('postgres')}")
     stats = silo.stats("people")
