@@ -64,8 +64,8 @@ class ParquetResultsIOManager(dg.ConfigurableIOManager):
         fs = self._location().filesystem
         partition = context.partition_key if context.has_partition_key else None
         path = self._path(context, partition)
-        fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
         if isinstance(fs, pafs.LocalFileSystem):
+            fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
             tmp = f"{path}.{uuid.uuid4().hex}.tmp"
             try:
                 pq.write_table(obj, tmp, filesystem=fs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from typing import Any, ClassVar
 
@@ -29,6 +29,7 @@ from fed_assets.errors import (
     UnknownTableError,
 )
 from fed_assets.silo import (
+    BATCH_ROWS,
     Capabilities,
     ColumnStats,
     SiloResource,
@@ -237,12 +238,11 @@ class SnowflakeSilo(SiloResource):
             cur = conn.cursor()
             cur.execute(sql)
             schema = result_schema(cur.description)
-            batches = cur.fetch_arrow_batches()
+            chunks = cur.fetch_arrow_batches()
         except Exception as err:
             close()
             raise self.wrap_error(err) from None
-        conformed = (self._conform(batch, schema) for batch in batches)
-        return stream(schema, conformed, on_error=self.wrap_error, close=close)
+        return stream(schema, self._batches(chunks, schema), on_error=self.wrap_error, close=close)
 
     # ----------------------------------------------------------------- connection
     @property
@@ -352,10 +352,20 @@ class SnowflakeSilo(SiloResource):
             f"a full scan of {row['N']} rows) because {why}",
         )
 
-    def _conform(self, batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
-        """Cast a connector batch to ``schema`` (the same types ``schema()`` reports)."""
+    def _batches(self, chunks: Iterator[pa.Table], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+        """Record batches of at most BATCH_ROWS rows, typed as ``schema``, from result chunks.
+
+        The connector yields one ``pa.Table`` per result chunk Snowflake sends.
+        """
+        for chunk in chunks:
+            for batch in self._conform(chunk, schema).to_batches(max_chunksize=BATCH_ROWS):
+                if batch.num_rows:
+                    yield batch
+
+    def _conform(self, chunk: pa.Table, schema: pa.Schema) -> pa.Table:
+        """Cast a result chunk to ``schema`` (the same types ``schema()`` reports)."""
         columns = []
-        for column, target in zip(batch.columns, schema, strict=True):
+        for column, target in zip(chunk.columns, schema, strict=True):
             if column.type == target.type:
                 columns.append(column)
                 continue
@@ -368,7 +378,7 @@ class SnowflakeSilo(SiloResource):
                     f"{_first_line(err)}",
                     f'cast the column in the query, e.g. "{target.name}"::VARCHAR',
                 ) from None
-        return pa.RecordBatch.from_arrays(columns, schema=schema)
+        return pa.Table.from_arrays(columns, schema=schema)
 
     # ----------------------------------------------------------------- errors
     def wrap_error(self, err: Exception, *, table: str | None = None) -> FedAssetsError:
