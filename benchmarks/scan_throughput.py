@@ -29,19 +29,22 @@ KINDS = ["duckdb", "sqlite", "parquet", "parquet_s3", "delta", "postgres", "snow
 def make_table(rows: int) -> pa.Table:
     """A deterministic payments-like table: 8 columns, ~60 bytes a row in Arrow."""
     rng = np.random.default_rng(1)
-    return pa.table({
-        "txn_id": pa.array(np.arange(rows), pa.int64()),
-        "customer_id": pa.array(rng.integers(1, 100_000, rows), pa.int64()),
-        "amount": rng.lognormal(4, 1, rows).round(2),
-        "currency": pa.array(rng.choice(["EUR", "USD", "GBP"], rows)),
-        "country": pa.array(rng.choice(["DE", "FR", "US", "GB", "NL"], rows)),
-        "booked_at": pa.array(
-            np.datetime64("2025-01-01") + rng.integers(0, 365 * 86400, rows).astype("timedelta64[s]"),
-            pa.timestamp("us"),
-        ),
-        "settled": pa.array(rng.random(rows) < 0.9),
-        "channel": pa.array(rng.choice(["card", "wire", "cash", "direct_debit"], rows)),
-    })
+    return pa.table(
+        {
+            "txn_id": pa.array(np.arange(rows), pa.int64()),
+            "customer_id": pa.array(rng.integers(1, 100_000, rows), pa.int64()),
+            "amount": rng.lognormal(4, 1, rows).round(2),
+            "currency": pa.array(rng.choice(["EUR", "USD", "GBP"], rows)),
+            "country": pa.array(rng.choice(["DE", "FR", "US", "GB", "NL"], rows)),
+            "booked_at": pa.array(
+                np.datetime64("2025-01-01")
+                + rng.integers(0, 365 * 86400, rows).astype("timedelta64[s]"),
+                pa.timestamp("us"),
+            ),
+            "settled": pa.array(rng.random(rows) < 0.9),
+            "channel": pa.array(rng.choice(["card", "wire", "cash", "direct_debit"], rows)),
+        }
+    )
 
 
 # Each loader writes ``table`` as ``payments`` into a fresh silo of its kind and returns it.
@@ -67,7 +70,9 @@ def load_sqlite(table: pa.Table, work: Path, servers: dict) -> SiloResource:
         for batch in table.to_batches(100_000):
             cols = [c.to_pylist() for c in batch.columns]
             cols[5] = [v.isoformat(sep=" ") for v in cols[5]]
-            con.executemany("INSERT INTO payments VALUES (?,?,?,?,?,?,?,?)", zip(*cols, strict=True))
+            con.executemany(
+                "INSERT INTO payments VALUES (?,?,?,?,?,?,?,?)", zip(*cols, strict=True)
+            )
     con.close()
     return SQLiteSilo(name="sqlite", path=str(path))
 
@@ -93,16 +98,23 @@ def load_parquet_s3(table: pa.Table, work: Path, servers: dict) -> SiloResource:
 
     env = _s3(servers, work)
     settings = dict(
-        s3_endpoint_url=env["FED_TEST_S3_ENDPOINT"], s3_region=env["FED_TEST_S3_REGION"],
-        s3_access_key_id=env["FED_TEST_S3_ACCESS_KEY"], s3_secret_access_key=env["FED_TEST_S3_SECRET_KEY"],
+        s3_endpoint_url=env["FED_TEST_S3_ENDPOINT"],
+        s3_region=env["FED_TEST_S3_REGION"],
+        s3_access_key_id=env["FED_TEST_S3_ACCESS_KEY"],
+        s3_secret_access_key=env["FED_TEST_S3_SECRET_KEY"],
     )
     boto3.client(
-        "s3", endpoint_url=settings["s3_endpoint_url"], region_name=settings["s3_region"],
-        aws_access_key_id=settings["s3_access_key_id"], aws_secret_access_key=settings["s3_secret_access_key"],
+        "s3",
+        endpoint_url=settings["s3_endpoint_url"],
+        region_name=settings["s3_region"],
+        aws_access_key_id=settings["s3_access_key_id"],
+        aws_secret_access_key=settings["s3_secret_access_key"],
     ).create_bucket(Bucket="bench")
     silo = ParquetSilo(name="parquet_s3", root="s3://bench/lake", **settings)
     fs = silo.location.filesystem
-    pq.write_table(table, "bench/lake/payments/part-0.parquet", filesystem=fs, row_group_size=128_000)
+    pq.write_table(
+        table, "bench/lake/payments/part-0.parquet", filesystem=fs, row_group_size=128_000
+    )
     return silo
 
 
@@ -124,8 +136,10 @@ def load_postgres(table: pa.Table, work: Path, servers: dict) -> SiloResource:
         servers["postgres"] = start("postgres", work / "pg-server")
     env = servers["postgres"].env
     settings = dict(
-        host=env["FED_TEST_POSTGRES_HOST"], port=int(env["FED_TEST_POSTGRES_PORT"]),
-        user=env["FED_TEST_POSTGRES_USER"], password=env["FED_TEST_POSTGRES_PASSWORD"],
+        host=env["FED_TEST_POSTGRES_HOST"],
+        port=int(env["FED_TEST_POSTGRES_PORT"]),
+        user=env["FED_TEST_POSTGRES_USER"],
+        password=env["FED_TEST_POSTGRES_PASSWORD"],
         database=env["FED_TEST_POSTGRES_DATABASE"],
     )
     uri = "postgresql://{user}:{password}@{host}:{port}/{database}".format(**settings)

@@ -85,5 +85,15 @@ __all__ = [
     "silo_from_config",
     "silos_from_yaml",
     "table_asset_key",
-    *_LAZY,
+    # imported on first use (see _LAZY)
+    "BigQuerySilo",
+    "DeltaSilo",
+    "DuckDBSilo",
+    "ParquetResultsIOManager",
+    "ParquetSilo",
+    "PostgresSilo",
+    "SQLiteSilo",
+    "SiloIOManager",
+    "SnowflakeSilo",
+    "silo_io_manager",
 ]

@@ -14,11 +14,10 @@ import logging
 import os
 import re
 import tempfile
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
-import warnings
 
 import dagster as dg
 import pyarrow as pa
@@ -123,7 +122,9 @@ class Catalog:
         try:
             return json.loads(self.snapshot_path.read_text())["silos"]
         except (ValueError, KeyError) as err:
-            log.warning("catalog snapshot %s unreadable (%s); rediscovering", self.snapshot_path, err)
+            log.warning(
+                "catalog snapshot %s unreadable (%s); rediscovering", self.snapshot_path, err
+            )
             return {}
 
     def tables(self) -> Iterator[CatalogTable]:
@@ -151,9 +152,7 @@ class Catalog:
         by_silo: dict[str, list[CatalogTable]] = {}
         for table in self.tables():
             by_silo.setdefault(table.silo, []).append(table)
-        return [
-            _observable_silo(self.silos[name], tables) for name, tables in by_silo.items()
-        ]
+        return [_observable_silo(self.silos[name], tables) for name, tables in by_silo.items()]
 
 
 def _spec(silo: SiloResource, table: CatalogTable) -> dg.AssetSpec:

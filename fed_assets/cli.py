@@ -17,7 +17,9 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="the embedded finance demo")
     demo_sub = demo.add_subparsers(dest="action", required=True)
     seed = demo_sub.add_parser("seed", help="generate the demo silos under the data folder")
-    seed.add_argument("--data", type=Path, help="data folder (default $FED_ASSETS_DATA or ./data/demo)")
+    seed.add_argument(
+        "--data", type=Path, help="data folder (default $FED_ASSETS_DATA or ./data/demo)"
+    )
     seed.add_argument("--scale", type=float, default=1.0, help="size knob: 1 = 2,000 customers")
     seed.add_argument("--seed", type=int, default=7, help="random seed (same seed, same data)")
     seed.add_argument("--if-missing", action="store_true", help="do nothing if already seeded")
@@ -55,8 +57,8 @@ def _seed(args: argparse.Namespace) -> int:
 def _refresh(args: argparse.Namespace) -> int:
     from fed_assets.catalog import Catalog
     from fed_assets.config import silos_from_yaml
-    from fed_assets.demo.silos import embedded_silos
     from fed_assets.demo.generate import DemoPaths, default_data_dir
+    from fed_assets.demo.silos import embedded_silos
 
     paths = DemoPaths(default_data_dir())
     silos = silos_from_yaml(args.silos, resolve_env=True) if args.silos else embedded_silos(paths)

@@ -50,7 +50,9 @@ def silo_class(kind: str) -> type[SiloResource]:
     return getattr(importlib.import_module(module), cls)
 
 
-def silo_from_config(name: str, settings: Mapping[str, Any], *, resolve_env: bool = False) -> SiloResource:
+def silo_from_config(
+    name: str, settings: Mapping[str, Any], *, resolve_env: bool = False
+) -> SiloResource:
     """Build one silo from its settings; ``{env: NAME}`` values become ``dagster.EnvVar(NAME)``.
 
     Args:
@@ -59,7 +61,9 @@ def silo_from_config(name: str, settings: Mapping[str, Any], *, resolve_env: boo
     settings = dict(settings)
     kind = settings.pop("kind", None)
     if kind is None:
-        raise ConfigurationError(f"silo '{name}'", "it has no 'kind'", f"add kind: one of {', '.join(SILO_KINDS)}")
+        raise ConfigurationError(
+            f"silo '{name}'", "it has no 'kind'", f"add kind: one of {', '.join(SILO_KINDS)}"
+        )
     values = {k: _env(name, k, v, resolve_env) for k, v in settings.items()}
     try:
         return silo_class(kind)(name=name, **values)
@@ -85,7 +89,9 @@ def _env(silo: str, key: str, value: Any, resolve: bool) -> Any:
     return value
 
 
-def silos_from_yaml(path: str | os.PathLike, *, resolve_env: bool = False) -> dict[str, SiloResource]:
+def silos_from_yaml(
+    path: str | os.PathLike, *, resolve_env: bool = False
+) -> dict[str, SiloResource]:
     """Every silo in a YAML file's ``silos:`` mapping, by name."""
     path = Path(path)
     if not path.exists():
@@ -93,8 +99,14 @@ def silos_from_yaml(path: str | os.PathLike, *, resolve_env: bool = False) -> di
     try:
         doc = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
-        raise ConfigurationError(f"silo file {path}", f"invalid YAML: {err}", "fix the syntax") from None
+        raise ConfigurationError(
+            f"silo file {path}", f"invalid YAML: {err}", "fix the syntax"
+        ) from None
     silos = doc.get("silos")
     if not isinstance(silos, Mapping) or not silos:
-        raise ConfigurationError(f"silo file {path}", "no 'silos:' mapping", "list silos under 'silos:'")
-    return {name: silo_from_config(name, s or {}, resolve_env=resolve_env) for name, s in silos.items()}
+        raise ConfigurationError(
+            f"silo file {path}", "no 'silos:' mapping", "list silos under 'silos:'"
+        )
+    return {
+        name: silo_from_config(name, s or {}, resolve_env=resolve_env) for name, s in silos.items()
+    }

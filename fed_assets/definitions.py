@@ -10,7 +10,6 @@ from fed_assets.catalog import SILO_IO_MANAGER_KEY, Catalog
 from io_managers.results import ParquetResultsIOManager
 from io_managers.silo import silo_io_manager
 
-
 # The job that observes every silo table (records version() as the data version).
 OBSERVE_JOB = "observe_silos"
 
@@ -23,7 +22,9 @@ def refresh_catalog_job(catalog: Catalog) -> dg.JobDefinition:
 
     @dg.op(required_resource_keys=set(catalog.silos))
     def refresh_catalog(context) -> None:
-        live = Catalog({n: getattr(context.resources, n) for n in catalog.silos}, catalog.snapshot_path)
+        live = Catalog(
+            {n: getattr(context.resources, n) for n in catalog.silos}, catalog.snapshot_path
+        )
         outcome = live.refresh()
         failed = {n: r for n, r in outcome.items() if r != "ok"}
         for name, result in outcome.items():

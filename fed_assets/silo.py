@@ -355,8 +355,7 @@ def stream(
 
     def guarded() -> Iterator[pa.RecordBatch]:
         try:
-            for batch in batches:
-                yield batch
+            yield from batches
         except FedAssetsError:
             raise
         except Exception as err:

@@ -97,8 +97,12 @@ def partition_predicate(step_context, column: str) -> str | None:
     partitions_def = step_context.run_partitions_def
     if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
         window = step_context.partition_time_window
-        start = exp.cast(exp.Literal.string(window.start.replace(tzinfo=None).isoformat(sep=" ")), "TIMESTAMP")
-        end = exp.cast(exp.Literal.string(window.end.replace(tzinfo=None).isoformat(sep=" ")), "TIMESTAMP")
+        start = exp.cast(
+            exp.Literal.string(window.start.replace(tzinfo=None).isoformat(sep=" ")), "TIMESTAMP"
+        )
+        end = exp.cast(
+            exp.Literal.string(window.end.replace(tzinfo=None).isoformat(sep=" ")), "TIMESTAMP"
+        )
         return exp.and_(col >= start, col < end).sql("duckdb")
     if step_context.has_partition_key_range and not step_context.has_partition_key:
         key_range = step_context.partition_key_range

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -11,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from tests.servers import env_ready, start
-
 
 pytest_plugins = [
     "tests.silos.cases.duckdb",

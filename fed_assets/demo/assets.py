@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import duckdb
 import dagster as dg
+import duckdb
 import pyarrow as pa
 
 from fed_assets.demo.generate import REPORTING_THRESHOLD, YEAR
@@ -44,7 +44,9 @@ def monthly_volume_by_country(context, transactions: pa.Table) -> pa.Table:
         "FROM transactions GROUP BY ALL ORDER BY volume DESC",
         transactions=transactions,
     )
-    context.add_output_metadata({"preview": dg.MetadataValue.md(result.slice(0, 10).to_pandas().to_markdown(index=False))})
+    context.add_output_metadata(
+        {"preview": dg.MetadataValue.md(result.slice(0, 10).to_pandas().to_markdown(index=False))}
+    )
     return result
 
 
@@ -80,7 +82,8 @@ def default_rate_by_segment(customers: pa.Table, applications: pa.Table) -> pa.T
     kinds={"duckdb"},
     ins={
         "cases": dg.AssetIn(
-            key=["compliance_store", "aml_cases"], metadata={"columns": ["customer_id", "sar_filed"]}
+            key=["compliance_store", "aml_cases"],
+            metadata={"columns": ["customer_id", "sar_filed"]},
         ),
         "near_threshold": dg.AssetIn(
             key=["us_payments", "transactions"],

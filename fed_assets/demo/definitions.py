@@ -16,14 +16,13 @@ from fed_assets.demo.assets import DEMO_ASSETS
 from fed_assets.demo.generate import DemoPaths, default_data_dir
 from fed_assets.demo.silos import embedded_silos
 
+
 def demo_definitions():
     paths = DemoPaths(default_data_dir())
     config = os.environ.get("FED_ASSETS_SILOS")
     silos = silos_from_yaml(config) if config else embedded_silos(paths)
     catalog = Catalog(silos, os.environ.get("FED_ASSETS_CATALOG", paths.catalog))
-    return build_definitions(
-        catalog, results_base_path=str(paths.results), assets=DEMO_ASSETS
-    )
+    return build_definitions(catalog, results_base_path=str(paths.results), assets=DEMO_ASSETS)
 
 
 defs = demo_definitions()

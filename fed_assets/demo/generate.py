@@ -37,10 +37,46 @@ YEAR = 2025
 EU_COUNTRIES = ["DE", "FR", "NL", "ES", "IT", "IE", "PL", "SE"]
 COUNTERPARTY_COUNTRIES = ["US", "GB", "DE", "FR", "CN", "AE", "PA", "KY", "RU", "NG", "CH", "SG"]
 HIGH_RISK = {"PA", "KY", "RU", "NG"}
-FIRST_NAMES = ["Anna", "Ben", "Chloé", "Dario", "Eva", "Farid", "Greta", "Hugo", "Ines", "Jonas",
-               "Katarzyna", "Luca", "Marta", "Niels", "Olga", "Pierre", "Rosa", "Sven", "Tomás", "Zoë"]
-LAST_NAMES = ["Müller", "Dubois", "de Vries", "García", "Rossi", "Murphy", "Nowak", "Lindqvist",
-              "Schmidt", "Martin", "Jansen", "López", "Bianchi", "Kelly", "Kowalski", "Berg"]
+FIRST_NAMES = [
+    "Anna",
+    "Ben",
+    "Chloé",
+    "Dario",
+    "Eva",
+    "Farid",
+    "Greta",
+    "Hugo",
+    "Ines",
+    "Jonas",
+    "Katarzyna",
+    "Luca",
+    "Marta",
+    "Niels",
+    "Olga",
+    "Pierre",
+    "Rosa",
+    "Sven",
+    "Tomás",
+    "Zoë",
+]
+LAST_NAMES = [
+    "Müller",
+    "Dubois",
+    "de Vries",
+    "García",
+    "Rossi",
+    "Murphy",
+    "Nowak",
+    "Lindqvist",
+    "Schmidt",
+    "Martin",
+    "Jansen",
+    "López",
+    "Bianchi",
+    "Kelly",
+    "Kowalski",
+    "Berg",
+]
 SUSPICIOUS_PHRASES = [
     "multiple cash deposits just below the reporting threshold",
     "funds moved rapidly to an offshore account",
@@ -132,20 +168,24 @@ def _customers(rng: np.random.Generator, n: int) -> pa.Table:
     last = rng.choice(LAST_NAMES, n)
     income = np.round(rng.lognormal(mean=10.6, sigma=0.5, size=n), -2)
     birth = [dt.date(1950, 1, 1) + dt.timedelta(days=int(d)) for d in rng.integers(0, 18_000, n)]
-    created = [dt.datetime(2015, 1, 1) + dt.timedelta(minutes=int(m))
-               for m in rng.integers(0, 9 * 365 * 1440, n)]
-    return pa.table({
-        "customer_id": pa.array(ids, pa.int64()),
-        "full_name": [f"{a} {b}" for a, b in zip(first, last, strict=True)],
-        "email": [f"{a.lower()}.{i}@example.eu" for a, i in zip(first, ids, strict=True)],
-        "iban": [f"DE{rng.integers(10, 99)}{i:018d}" for i in ids],
-        "date_of_birth": pa.array(birth, pa.date32()),
-        "country": rng.choice(EU_COUNTRIES, n),
-        "annual_income": income,
-        "employment_years": rng.integers(0, 40, n).astype(np.int32),
-        "segment": rng.choice(["retail", "premium", "sme"], n, p=[0.7, 0.2, 0.1]),
-        "created_at": pa.array(created, pa.timestamp("us")),
-    })
+    created = [
+        dt.datetime(2015, 1, 1) + dt.timedelta(minutes=int(m))
+        for m in rng.integers(0, 9 * 365 * 1440, n)
+    ]
+    return pa.table(
+        {
+            "customer_id": pa.array(ids, pa.int64()),
+            "full_name": [f"{a} {b}" for a, b in zip(first, last, strict=True)],
+            "email": [f"{a.lower()}.{i}@example.eu" for a, i in zip(first, ids, strict=True)],
+            "iban": [f"DE{rng.integers(10, 99)}{i:018d}" for i in ids],
+            "date_of_birth": pa.array(birth, pa.date32()),
+            "country": rng.choice(EU_COUNTRIES, n),
+            "annual_income": income,
+            "employment_years": rng.integers(0, 40, n).astype(np.int32),
+            "segment": rng.choice(["retail", "premium", "sme"], n, p=[0.7, 0.2, 0.1]),
+            "created_at": pa.array(created, pa.timestamp("us")),
+        }
+    )
 
 
 def _transactions(rng: np.random.Generator, customers: pa.Table):
@@ -160,11 +200,15 @@ def _transactions(rng: np.random.Generator, customers: pa.Table):
     m = len(cust)
     seconds = rng.integers(0, 365 * 86_400, m)
     booked = np.datetime64(f"{YEAR}-01-01T00:00:00") + seconds.astype("timedelta64[s]")
-    channel = rng.choice(["card", "wire", "direct_debit", "cash_deposit"], m, p=[0.55, 0.2, 0.15, 0.1])
+    channel = rng.choice(
+        ["card", "wire", "direct_debit", "cash_deposit"], m, p=[0.55, 0.2, 0.15, 0.1]
+    )
     amount = np.round(rng.lognormal(4.0, 1.1, m), 2)
     structuring = structurer[idx] & (rng.random(m) < 0.35)
     channel = np.where(structuring, "cash_deposit", channel)
-    amount = np.where(structuring, np.round(rng.uniform(9_000, REPORTING_THRESHOLD - 1, m), 2), amount)
+    amount = np.where(
+        structuring, np.round(rng.uniform(9_000, REPORTING_THRESHOLD - 1, m), 2), amount
+    )
     risky = np.array(sorted(HIGH_RISK))
     safe = np.array([c for c in COUNTERPARTY_COUNTRIES if c not in HIGH_RISK])
     to_risky = rng.random(m) < np.where(high_risk_user[idx], 0.4, 0.02)
@@ -172,17 +216,19 @@ def _transactions(rng: np.random.Generator, customers: pa.Table):
     amount = np.where(to_risky & high_risk_user[idx], amount * 20, amount).round(2)
     returned = rng.random(m) < np.where(late_payer[idx], 0.18, 0.01)
     order = np.argsort(seconds, kind="stable")
-    table = pa.table({
-        "txn_id": pa.array(np.arange(1, m + 1), pa.int64()),
-        "customer_id": pa.array(cust[order], pa.int64()),
-        "booked_at": pa.array(booked[order].astype("datetime64[us]"), pa.timestamp("us")),
-        "amount": amount[order],
-        "currency": np.where(country[order] == "US", "USD", "EUR"),
-        "channel": channel[order],
-        "counterparty_country": country[order],
-        "counterparty_risk": np.where(np.isin(country[order], risky), "high", "standard"),
-        "status": np.where(returned[order], "returned", "settled"),
-    })
+    table = pa.table(
+        {
+            "txn_id": pa.array(np.arange(1, m + 1), pa.int64()),
+            "customer_id": pa.array(cust[order], pa.int64()),
+            "booked_at": pa.array(booked[order].astype("datetime64[us]"), pa.timestamp("us")),
+            "amount": amount[order],
+            "currency": np.where(country[order] == "US", "USD", "EUR"),
+            "channel": channel[order],
+            "counterparty_country": country[order],
+            "counterparty_risk": np.where(np.isin(country[order], risky), "high", "standard"),
+            "status": np.where(returned[order], "returned", "settled"),
+        }
+    )
     behaviour = {
         "structurer": structurer,
         "high_risk_user": high_risk_user,
@@ -199,20 +245,28 @@ def _applications(rng: np.random.Generator, customers: pa.Table, behaviour: dict
     income = customers["annual_income"].to_numpy()[idx]
     amount = np.round(rng.uniform(2_000, 60_000, k), -2)
     dti = np.round(np.clip(rng.normal(0.3, 0.12, k) + amount / income / 10, 0.01, 0.95), 3)
-    logit = (-2.2 + 5.0 * (dti - 0.3) - 0.9 * (np.log(income) - 10.6)
-             + 14.0 * behaviour["returned_share"][idx])
+    logit = (
+        -2.2
+        + 5.0 * (dti - 0.3)
+        - 0.9 * (np.log(income) - 10.6)
+        + 14.0 * behaviour["returned_share"][idx]
+    )
     defaulted = rng.random(k) < 1 / (1 + np.exp(-logit))
     applied = [dt.date(2023, 1, 1) + dt.timedelta(days=int(d)) for d in rng.integers(0, 700, k)]
-    return pa.table({
-        "application_id": pa.array(np.arange(1, k + 1), pa.int64()),
-        "customer_id": pa.array(customers["customer_id"].to_numpy()[idx], pa.int64()),
-        "applied_on": pa.array(applied, pa.date32()),
-        "amount": amount,
-        "term_months": rng.choice([12, 24, 36, 48, 60], k).astype(np.int32),
-        "debt_to_income": dti,
-        "purpose": rng.choice(["car", "home_improvement", "debt_consolidation", "business", "education"], k),
-        "defaulted": defaulted,
-    })
+    return pa.table(
+        {
+            "application_id": pa.array(np.arange(1, k + 1), pa.int64()),
+            "customer_id": pa.array(customers["customer_id"].to_numpy()[idx], pa.int64()),
+            "applied_on": pa.array(applied, pa.date32()),
+            "amount": amount,
+            "term_months": rng.choice([12, 24, 36, 48, 60], k).astype(np.int32),
+            "debt_to_income": dti,
+            "purpose": rng.choice(
+                ["car", "home_improvement", "debt_consolidation", "business", "education"], k
+            ),
+            "defaulted": defaulted,
+        }
+    )
 
 
 def _cases(rng: np.random.Generator, customers: pa.Table, behaviour: dict) -> pa.Table:
@@ -220,23 +274,34 @@ def _cases(rng: np.random.Generator, customers: pa.Table, behaviour: dict) -> pa
     suspicious = behaviour["structurer"] | behaviour["high_risk_user"]
     flagged = suspicious | (rng.random(n) < 0.12)
     idx = np.flatnonzero(flagged)
-    sar = suspicious[idx] & (rng.random(len(idx)) < 0.85) | (~suspicious[idx] & (rng.random(len(idx)) < 0.05))
+    sar = suspicious[idx] & (rng.random(len(idx)) < 0.85) | (
+        ~suspicious[idx] & (rng.random(len(idx)) < 0.05)
+    )
     narratives = []
     for is_sar in sar:
-        pool = SUSPICIOUS_PHRASES if (is_sar and rng.random() < 0.8) or (not is_sar and rng.random() < 0.1) else ROUTINE_PHRASES
+        pool = (
+            SUSPICIOUS_PHRASES
+            if (is_sar and rng.random() < 0.8) or (not is_sar and rng.random() < 0.1)
+            else ROUTINE_PHRASES
+        )
         parts = [str(rng.choice(pool)), str(rng.choice(NEUTRAL_PHRASES))]
         if rng.random() < 0.5:
             parts.append(str(rng.choice(pool)))
         rng.shuffle(parts)
         narratives.append("; ".join(parts).capitalize() + ".")
-    opened = [dt.datetime(YEAR, 1, 1) + dt.timedelta(hours=int(h)) for h in rng.integers(0, 365 * 24, len(idx))]
-    return pa.table({
-        "case_id": pa.array(np.arange(1, len(idx) + 1), pa.int64()),
-        "customer_id": pa.array(customers["customer_id"].to_numpy()[idx], pa.int64()),
-        "opened_at": pa.array(opened, pa.timestamp("us")),
-        "narrative": narratives,
-        "sar_filed": pa.array(sar, pa.bool_()),
-    })
+    opened = [
+        dt.datetime(YEAR, 1, 1) + dt.timedelta(hours=int(h))
+        for h in rng.integers(0, 365 * 24, len(idx))
+    ]
+    return pa.table(
+        {
+            "case_id": pa.array(np.arange(1, len(idx) + 1), pa.int64()),
+            "customer_id": pa.array(customers["customer_id"].to_numpy()[idx], pa.int64()),
+            "opened_at": pa.array(opened, pa.timestamp("us")),
+            "narrative": narratives,
+            "sar_filed": pa.array(sar, pa.bool_()),
+        }
+    )
 
 
 def _replace(path: Path, write) -> None:
@@ -292,7 +357,9 @@ def _write_parquet_lake(root: Path, name: str, table: pa.Table) -> None:
     def write(tmp: Path) -> None:
         tmp.mkdir(parents=True)
         for month in sorted(set(months.to_pylist())):
-            part = with_month.filter(pa.compute.equal(with_month["month"], month)).drop_columns(["month"])
+            part = with_month.filter(pa.compute.equal(with_month["month"], month)).drop_columns(
+                ["month"]
+            )
             folder = tmp / name / f"month={month}"
             folder.mkdir(parents=True)
             pq.write_table(part, folder / "part-0.parquet", row_group_size=50_000)

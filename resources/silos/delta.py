@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, ClassVar
 
@@ -23,6 +24,9 @@ from resources.silos._files import FileSilo, is_hidden
 # Commit files and checkpoints in _delta_log/, e.g. 00000000000000000007.json and
 # 00000000000000000010.checkpoint.parquet (or a multi-part 10.checkpoint.0000000001.0000000002.parquet).
 _LOG_ENTRY = re.compile(r"^(\d{20})\.(json|checkpoint(\.\d+\.\d+)?\.parquet)$")
+# Newest commit files read when looking for the one that broke the log: commits after the last
+# checkpoint (Delta writers checkpoint every 10 or 100) are the ones deltalake replays.
+BROKEN_COMMIT_SEARCH = 100
 
 
 class DeltaSilo(FileSilo):
@@ -69,9 +73,7 @@ class DeltaSilo(FileSilo):
         table = self.require_table(table)
         self._require_commits(table)
         try:
-            return DeltaTable(
-                self.table_uri(table), storage_options=self.storage_options() or None
-            )
+            return DeltaTable(self.table_uri(table), storage_options=self.storage_options() or None)
         except Exception as err:
             raise self._delta_error(err, table) from None
 
@@ -163,16 +165,39 @@ class DeltaSilo(FileSilo):
             return translated
         lowered = text.lower()
         if any(word in lowered for word in ("json", "parse", "deserializ", "invalid", "corrupt")):
-            log_file = re.search(r"\d{20}\.json", text)
+            named = re.search(r"\d{20}\.json", text)
+            log_file = named.group(0) if named else self._locate_broken_commit(table)
             where = f"silo '{self.name}', table '{table}'"
             if log_file:
-                where += f", file '{self.table_uri(table)}/_delta_log/{log_file.group(0)}'"
+                where += f", file '{self.table_uri(table)}/_delta_log/{log_file}'"
             return CorruptDataError(
                 where,
                 f"the Delta log cannot be read ({text.splitlines()[0]})",
                 "restore the log file from a backup, or rewrite the table with a Delta writer",
             )
         return translated
+
+    def _locate_broken_commit(self, table: str) -> str | None:
+        """The newest commit file of ``table`` that is not valid JSON lines (searched on failure)."""
+        log = self.location.join(table, "_delta_log")
+        fs = self.location.filesystem
+        try:
+            commits = sorted(
+                (i.base_name for i in fs.get_file_info(pafs.FileSelector(log))),
+                reverse=True,
+            )
+        except OSError:
+            return None
+        commits = [name for name in commits if name.endswith(".json") and _LOG_ENTRY.match(name)]
+        for name in commits[:BROKEN_COMMIT_SEARCH]:
+            try:
+                with fs.open_input_stream(f"{log}/{name}") as handle:
+                    for line in handle.read().decode().splitlines():
+                        if line.strip():
+                            json.loads(line)
+            except (OSError, ValueError):
+                return name
+        return None
 
     def locate_corrupt_file(self, table: str) -> str | None:
         """The first data file of ``table`` whose Parquet footer does not decode."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dagster as dg
 import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from fed_assets.definitions import OBSERVE_JOB
 from fed_assets.demo.assets import (
     default_rate_by_segment,
     monthly_volume_by_country,
@@ -13,9 +15,6 @@ from fed_assets.demo.assets import (
 )
 from fed_assets.demo.definitions import demo_definitions
 from fed_assets.demo.generate import DemoPaths, generate
-from fed_assets.definitions import OBSERVE_JOB
-
-import dagster as dg
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +118,10 @@ def test_planted_signal_is_visible(demo):
     high = [r["default_rate"] for r in defaults if r["dti_band"] == "high"]
     normal = [r["default_rate"] for r in defaults if r["dti_band"] == "normal"]
     assert min(high) > max(normal)
-    sar = {r["structuring"]: r["sar_rate"] for r in result.output_for_node("sar_rate_by_structuring").to_pylist()}
+    sar = {
+        r["structuring"]: r["sar_rate"]
+        for r in result.output_for_node("sar_rate_by_structuring").to_pylist()
+    }
     assert sar[True] > sar[False] + 0.3
     # only non-PII customer columns left the EU silo
     loaded = [e for e in result.all_events if e.event_type_value == "LOADED_INPUT"]

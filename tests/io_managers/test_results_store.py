@@ -20,7 +20,8 @@ def out_ctx(key, partition=None):
 
 def in_ctx(key, partition=None):
     return dg.build_input_context(
-        asset_key=dg.AssetKey(key), partition_key=partition,
+        asset_key=dg.AssetKey(key),
+        partition_key=partition,
         asset_partitions_def=dg.StaticPartitionsDefinition(["p1", "p2"]) if partition else None,
         dagster_type=dg.DagsterType(lambda _, __: True, typing_type=pa.Table, name="T"),
     )
@@ -58,8 +59,11 @@ def test_missing_result_says_to_materialise(tmp_path):
 def test_s3_round_trip(server_env):
     env = server_env("s3")
     s3 = boto3.client(
-        "s3", endpoint_url=env["FED_TEST_S3_ENDPOINT"], region_name=env["FED_TEST_S3_REGION"],
-        aws_access_key_id=env["FED_TEST_S3_ACCESS_KEY"], aws_secret_access_key=env["FED_TEST_S3_SECRET_KEY"],
+        "s3",
+        endpoint_url=env["FED_TEST_S3_ENDPOINT"],
+        region_name=env["FED_TEST_S3_REGION"],
+        aws_access_key_id=env["FED_TEST_S3_ACCESS_KEY"],
+        aws_secret_access_key=env["FED_TEST_S3_SECRET_KEY"],
     )
     s3.create_bucket(Bucket="results")
     store = ParquetResultsIOManager(

@@ -38,8 +38,11 @@ def defs_for(silo, tmp_path, *assets) -> dg.Definitions:
 def run(defs, asset, **kwargs):
     sources = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and a.is_observable]
     return dg.materialize(
-        [*sources, asset], selection=[asset], resources=defs.resources,
-        instance=dg.DagsterInstance.ephemeral(), **kwargs,
+        [*sources, asset],
+        selection=[asset],
+        resources=defs.resources,
+        instance=dg.DagsterInstance.ephemeral(),
+        **kwargs,
     )
 
 
@@ -49,7 +52,14 @@ def loaded_sql(result) -> str:
 
 
 def test_pandas_annotation_gets_a_dataframe_with_only_the_columns_asked(silo, tmp_path):
-    @dg.asset(ins={"orders": dg.AssetIn(key=["shop", "orders"], metadata={"columns": ["id", "total"], "where": "total > 100"})})
+    @dg.asset(
+        ins={
+            "orders": dg.AssetIn(
+                key=["shop", "orders"],
+                metadata={"columns": ["id", "total"], "where": "total > 100"},
+            )
+        }
+    )
     def big_orders(orders: pd.DataFrame) -> pd.DataFrame:
         assert isinstance(orders, pd.DataFrame)
         return orders
@@ -62,7 +72,12 @@ def test_pandas_annotation_gets_a_dataframe_with_only_the_columns_asked(silo, tm
 
 
 def test_static_partition_becomes_a_pushed_predicate(silo, tmp_path):
-    @dg.asset(partitions_def=COUNTRIES, ins={"orders": dg.AssetIn(key=["shop", "orders"], metadata={"partition_column": "country"})})
+    @dg.asset(
+        partitions_def=COUNTRIES,
+        ins={
+            "orders": dg.AssetIn(key=["shop", "orders"], metadata={"partition_column": "country"})
+        },
+    )
     def orders_by_country(orders: pa.Table) -> pa.Table:
         return orders
 
@@ -73,7 +88,12 @@ def test_static_partition_becomes_a_pushed_predicate(silo, tmp_path):
 
 
 def test_time_window_partition_reads_one_day(silo, tmp_path):
-    @dg.asset(partitions_def=DAILY, ins={"orders": dg.AssetIn(key=["shop", "orders"], metadata={"partition_column": "placed_at"})})
+    @dg.asset(
+        partitions_def=DAILY,
+        ins={
+            "orders": dg.AssetIn(key=["shop", "orders"], metadata={"partition_column": "placed_at"})
+        },
+    )
     def daily_orders(orders: pa.Table) -> pa.Table:
         return orders
 
@@ -84,7 +104,9 @@ def test_time_window_partition_reads_one_day(silo, tmp_path):
 
 
 def test_unknown_column_in_input_metadata_names_it(silo, tmp_path):
-    @dg.asset(ins={"orders": dg.AssetIn(key=["shop", "orders"], metadata={"columns": ["id", "discount"]})})
+    @dg.asset(
+        ins={"orders": dg.AssetIn(key=["shop", "orders"], metadata={"columns": ["id", "discount"]})}
+    )
     def broken(orders: pa.Table) -> pa.Table:
         return orders
 

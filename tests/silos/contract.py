@@ -36,7 +36,13 @@ PEOPLE = pa.table(
 )
 
 # The row ``SiloCase.append_row`` adds.
-NEW_ROW = {"id": 6, "name": "Zoë", "amount": 60.0, "active": False, "joined": dt.datetime(2024, 6, 1)}
+NEW_ROW = {
+    "id": 6,
+    "name": "Zoë",
+    "amount": 60.0,
+    "active": False,
+    "joined": dt.datetime(2024, 6, 1),
+}
 
 
 @dataclass

@@ -125,8 +125,12 @@ def test_version_is_stable_then_changes_with_the_data(case):
 
 @pytest.mark.parametrize(
     "statement",
-    ["DELETE FROM people", "DROP TABLE people", "INSERT INTO people (id) VALUES (9)",
-     "SELECT 1; DROP TABLE people"],
+    [
+        "DELETE FROM people",
+        "DROP TABLE people",
+        "INSERT INTO people (id) VALUES (9)",
+        "SELECT 1; DROP TABLE people",
+    ],
 )
 def test_writes_are_refused_before_reaching_the_silo(case, statement):
     with pytest.raises(ReadOnlyViolation) as info:

@@ -89,7 +89,9 @@ def test_version_is_the_highest_commit(lakehouse):
         mode="append",
     )
     assert silo.version("people").fingerprint == "2"
-    assert silo.version("people").fingerprint == str(DeltaTable(str(lakehouse / "people")).version())
+    assert silo.version("people").fingerprint == str(
+        DeltaTable(str(lakehouse / "people")).version()
+    )
 
 
 def test_corrupt_data_file_is_named(lakehouse):
@@ -106,7 +108,9 @@ def test_corrupt_data_file_is_named(lakehouse):
 def test_corrupt_log_is_named(lakehouse):
     silo = DeltaSilo(name="lh", root=str(lakehouse))
     (lakehouse / "people" / "_delta_log" / "00000000000000000001.json").write_text("{not json")
-    with pytest.raises(CorruptDataError, match="'people', file .*00000000000000000001.json.*Delta log"):
+    with pytest.raises(
+        CorruptDataError, match="'people', file .*00000000000000000001.json.*Delta log"
+    ):
         silo.schema("people")
 
 

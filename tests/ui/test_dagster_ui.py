@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 
@@ -40,11 +39,22 @@ def ui(tmp_path_factory):
     port = free_port()
     env = {**os.environ, "FED_ASSETS_DATA": str(data), "DAGSTER_HOME": str(home)}
     env.pop("FED_ASSETS_SILOS", None)
-    log = open(home / "dagster-dev.log", "w")
+    log = open(home / "dagster-dev.log", "w")  # noqa: SIM115 (open for the server's lifetime)
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml",
-         "-h", "127.0.0.1", "-p", str(port)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "dev",
+            "-w",
+            "workspace.yaml",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
@@ -107,7 +117,7 @@ def test_run_launched_through_graphql_materialises(ui):
 
     def finished() -> bool:
         status["value"] = graphql(
-            port, '{ runOrError(runId: "%s") { ... on Run { status } } }' % run_id
+            port, f'{{ runOrError(runId: "{run_id}") {{ ... on Run {{ status }} }} }}'
         )["runOrError"]["status"]
         return status["value"] in ("SUCCESS", "FAILURE", "CANCELED")
 
@@ -129,12 +139,26 @@ def test_browser_renders_the_silo_groups(ui):
     profile = tempfile.mkdtemp(prefix="chromium-")
     try:
         dom = subprocess.run(
-            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--no-first-run", f"--user-data-dir={profile}", "--window-size=1400,900",
-             "--virtual-time-budget=15000", "--dump-dom",
-             f"http://127.0.0.1:{port}/asset-groups"],
-            capture_output=True, text=True, timeout=120, check=False,
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                f"--user-data-dir={profile}",
+                "--window-size=1400,900",
+                "--virtual-time-budget=15000",
+                "--dump-dom",
+                f"http://127.0.0.1:{port}/asset-groups",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         ).stdout
     finally:
         shutil.rmtree(profile, ignore_errors=True)

@@ -32,9 +32,7 @@ def write_people(root: str, storage_options: dict[str, str] | None = None) -> Ca
     write_deltalake(
         f"{root}/people", PEOPLE.slice(3), mode="append", storage_options=storage_options
     )
-    write_deltalake(
-        f"{root}/nobody", PEOPLE.schema.empty_table(), storage_options=storage_options
-    )
+    write_deltalake(f"{root}/nobody", PEOPLE.schema.empty_table(), storage_options=storage_options)
 
     def append_row() -> None:
         row = pa.Table.from_pylist([NEW_ROW], schema=PEOPLE.schema)
