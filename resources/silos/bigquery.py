@@ -31,6 +31,7 @@ all paths give the same types.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 import threading
@@ -251,14 +252,17 @@ class BigQuerySilo(SiloResource):
         )
 
     def _scan(self, sql: str) -> pa.RecordBatchReader:
-        direct = self._direct_read(sql)
-        if direct is not None:
-            return direct
-        if self._storage_client() is not None and self.emulator_rest_endpoint:
-            if self.scratch_dataset:
-                return self._scan_via_scratch(sql)
-            return self._scan_rest(sql, storage=None)
-        return self._scan_rest(sql, storage=self._storage_client())
+        with self._errors():  # e.g. no Application Default Credentials for the clients
+            storage = self._storage_client()
+            direct = self._direct_read(sql) if storage is not None else None
+            if direct is not None:
+                return direct
+            if self.emulator_rest_endpoint:
+                # The emulator cannot Storage-Read query results: materialise them first.
+                if storage is not None and self.scratch_dataset:
+                    return self._scan_via_scratch(sql)
+                return self._scan_rest(sql, storage=None)
+            return self._scan_rest(sql, storage=storage)
 
     def wrap_error(self, err: Exception, *, table: str | None = None) -> FedAssetsError:
         if isinstance(err, FedAssetsError):
@@ -268,12 +272,17 @@ class BigQuerySilo(SiloResource):
         where = f"silo '{self.name}'" + (f", table '{table}'" if table else "")
         message = _message(err)
         if _unreachable(err):
-            endpoint = self.emulator_rest_endpoint or "bigquery.googleapis.com"
-            if self.emulator_grpc_endpoint and "grpc" in message.lower():
-                endpoint = self.emulator_grpc_endpoint
+            if _over_grpc(err):
+                endpoint = "the Storage Read API at " + (
+                    self.emulator_grpc_endpoint or "bigquerystorage.googleapis.com"
+                )
+            else:
+                endpoint = "BigQuery at " + (
+                    self.emulator_rest_endpoint or "bigquery.googleapis.com"
+                )
             return SiloUnreachableError(
                 where,
-                f"BigQuery at {endpoint} cannot be reached: {message}",
+                f"{endpoint} cannot be reached: {message}",
                 "check the network (or that the emulator runs at that endpoint) and retry; "
                 "raise timeout_s if the link is slow",
             )
@@ -288,7 +297,10 @@ class BigQuerySilo(SiloResource):
             )
         if isinstance(err, gexc.NotFound):
             missing = _TABLE_PATTERN.search(message)
-            if "Not found: Dataset" in message and f"{self.dataset}" in message and not table:
+            ours = re.search(
+                rf"Not found: Dataset [\w\-.]*[:.]{re.escape(self.dataset)}\b", message
+            )
+            if ours and not table:
                 return ConfigurationError(
                     where,
                     f"dataset '{self.dataset}' does not exist in project '{self.project}'",
@@ -387,6 +399,22 @@ class BigQuerySilo(SiloResource):
 
         return bigquery.DEFAULT_RETRY.with_deadline(self.timeout_s)
 
+    def _grpc_retry(self):
+        """Storage Read calls retry transient gRPC errors for at most ``timeout_s``."""
+        from google.api_core import exceptions as gexc
+        from google.api_core.retry import Retry, if_exception_type
+
+        return Retry(
+            predicate=if_exception_type(gexc.ServiceUnavailable, gexc.DeadlineExceeded),
+            deadline=self.timeout_s,
+        )
+
+    def _job_retry(self):
+        """Re-running a failed job (rate limits, lost connections) also stops after timeout_s."""
+        from google.cloud.bigquery.retry import DEFAULT_JOB_RETRY
+
+        return DEFAULT_JOB_RETRY.with_deadline(self.timeout_s)
+
     @contextmanager
     def _errors(self, table: str | None = None) -> Iterator[None]:
         try:
@@ -430,7 +458,7 @@ class BigQuerySilo(SiloResource):
             f"COALESCE(BIT_XOR(FARM_FINGERPRINT(TO_JSON_STRING(t))), 0) AS fp FROM {target} AS t"
         )
         with self._errors(table=table):
-            (row,) = list(self._run(sql).result(retry=self._retry(), timeout=self.timeout_s))
+            (row,) = list(self._wait(self._run(sql)))
         return int(row["n"]), int(row["fp"])
 
     def _run(self, sql: str):
@@ -445,16 +473,21 @@ class BigQuerySilo(SiloResource):
             job_config=config,
             location=self.location,
             retry=self._retry(),
+            # None here: a non-None job_retry wraps the insert in a fixed 10-minute retry.
+            # Failed jobs are still re-run, within timeout_s, by _wait's job_retry.
+            job_retry=None,
             timeout=self.timeout_s,
         )
+
+    def _wait(self, job, **options):
+        """Wait for ``job`` as long as it runs; API calls retry for at most ``timeout_s``."""
+        return job.result(retry=self._retry(), job_retry=self._job_retry(), **options)
 
     # ----------------------------------------------------------------- reading
     def _scan_rest(self, sql: str, *, storage) -> pa.RecordBatchReader:
         """Run ``sql`` as a query job; read its result with ``storage`` or, if None, via REST."""
         with self._errors():
-            rows = self._run(sql).result(
-                page_size=REST_PAGE_ROWS, retry=self._retry(), timeout=self.timeout_s
-            )
+            rows = self._wait(self._run(sql), page_size=REST_PAGE_ROWS)
             schema = arrow_schema(rows.schema)
         # With storage=None the client reads REST pages and creates no Storage Read client.
         batches = rows.to_arrow_iterable(bqstorage_client=storage)
@@ -479,16 +512,14 @@ class BigQuerySilo(SiloResource):
         table_id = f"{self.project}.{self.scratch_dataset}.{tmp}"
 
         def drop() -> None:
-            try:
+            with contextlib.suppress(Exception):  # best effort: the table expires on its own
                 self._bq().delete_table(
                     table_id, not_found_ok=True, retry=self._retry(), timeout=self.timeout_s
                 )
-            except Exception:  # best effort: the table expires on its own
-                pass
 
         try:
             with self._errors():
-                self._run(ctas).result(retry=self._retry(), timeout=self.timeout_s)
+                self._wait(self._run(ctas))
                 meta = self._bq().get_table(table_id, retry=self._retry(), timeout=self.timeout_s)
             schema = arrow_schema(meta.schema)
             batches = self._storage_batches(self.scratch_dataset, tmp, schema)
@@ -523,6 +554,7 @@ class BigQuerySilo(SiloResource):
                     read_options=options,
                 ),
                 max_stream_count=STORAGE_STREAMS,
+                retry=self._grpc_retry(),
                 timeout=self.timeout_s,
             )
 
@@ -532,8 +564,9 @@ class BigQuerySilo(SiloResource):
             wire = pa.ipc.read_schema(pa.py_buffer(session.arrow_schema.serialized_schema))
             left = limit
             for read_stream in session.streams:
-                # ReadRowsStream resumes at the last offset after a transient error.
-                for response in client.read_rows(read_stream.name, timeout=self.timeout_s):
+                # ReadRowsStream resumes at the last offset after a transient error; no
+                # timeout here: a big table may stream for longer than timeout_s.
+                for response in client.read_rows(read_stream.name, retry=self._grpc_retry()):
                     data = response.arrow_record_batch.serialized_record_batch
                     if not data:
                         continue
@@ -550,8 +583,6 @@ class BigQuerySilo(SiloResource):
 
     def _direct_read(self, sql: str) -> pa.RecordBatchReader | None:
         """Storage-Read a plain projection/filter/limit of one table of ours; None otherwise."""
-        if self._storage_client() is None:
-            return None
         plan = _plain_read(sqlglot.parse_one(sql, read=self.dialect), self.project, self.dataset)
         if plan is None:
             return None
@@ -572,7 +603,9 @@ class BigQuerySilo(SiloResource):
                 (resolved,) = self.require_columns(table, [column.name])
                 column.set("this", exp.to_identifier(resolved, quoted=True))
                 column.set("table", None)
-        schema = pa.schema([full.field(c).with_name(n) for c, n in zip(columns, out_names)])
+        schema = pa.schema(
+            [full.field(c).with_name(n) for c, n in zip(columns, out_names, strict=True)]
+        )
         batches = self._storage_batches(
             self.dataset,
             table,
@@ -630,7 +663,8 @@ def _cast(batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.R
             yield batch
         else:
             yield pa.RecordBatch.from_arrays(
-                [col.cast(f.type) for col, f in zip(batch.columns, schema)], schema=schema
+                [col.cast(f.type) for col, f in zip(batch.columns, schema, strict=True)],
+                schema=schema,
             )
 
 
@@ -685,8 +719,10 @@ def _plain_read(
     count = None
     if limit is not None:
         value = limit.expression
-        if not isinstance(value, exp.Literal) or value.is_string or any(
-            v for k, v in limit.args.items() if k != "expression"
+        if (
+            not isinstance(value, exp.Literal)
+            or value.is_string
+            or any(v for k, v in limit.args.items() if k != "expression")
         ):
             return None
         count = int(value.this)
@@ -721,6 +757,19 @@ def _unreachable(err: Exception) -> bool:
             TimeoutError,
         ),
     )
+
+
+def _over_grpc(err: Exception) -> bool:
+    """Whether ``err`` came from a gRPC call (the Storage Read API) rather than REST."""
+    from google.api_core import exceptions as gexc
+
+    if isinstance(err, gexc.RetryError) and err.cause is not None:
+        return _over_grpc(err.cause)
+    if not isinstance(err, gexc.GoogleAPICallError):
+        return False
+    import grpc  # errors translated from gRPC keep the RpcError as their response
+
+    return isinstance(err.response, grpc.RpcError)
 
 
 def _auth_failure(err: Exception) -> bool:

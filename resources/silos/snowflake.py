@@ -1,4 +1,4 @@
-"""Snowflake silo: queries through dagster-snowflake's resource, Arrow back, metadata from INFORMATION_SCHEMA."""
+"""Snowflake silo: dagster-snowflake connections, Arrow results, INFORMATION_SCHEMA metadata."""
 
 from __future__ import annotations
 
@@ -38,6 +38,9 @@ from fed_assets.silo import (
     stream,
 )
 
+# 0 skips the connector's probe of cloud metadata endpoints at login (see snowflake_resource).
+PLATFORM_DETECTION_TIMEOUT_S = 0.0
+
 _TABLES_SQL = (
     "SELECT TABLE_NAME, TABLE_TYPE FROM INFORMATION_SCHEMA.TABLES "
     "WHERE TABLE_SCHEMA = CURRENT_SCHEMA() ORDER BY TABLE_NAME"
@@ -59,6 +62,10 @@ _DEFAULT_TIME_PRECISION = 9
 # LAST_ALTERED at or before this instant is not a real change time: fakesnow freezes it at
 # 1970-01-01, and Snowflake tables are never altered before the service existed.
 _METADATA_EPOCH = dt.datetime(1971, 1, 1, tzinfo=dt.UTC)
+
+# Table types whose LAST_ALTERED moves with every DML: views, external tables and materialized
+# views change when what they read changes, which their own LAST_ALTERED does not follow.
+_METADATA_TABLE_TYPES = frozenset({"BASE TABLE", "TEMPORARY TABLE", "TRANSIENT TABLE"})
 
 # Connector error numbers (snowflake.connector.errorcode and Snowflake's server codes).
 _UNREACHABLE_ERRNOS = frozenset(
@@ -82,6 +89,15 @@ _AUTH_ERRNOS = frozenset(
         251006,  # password is empty
         251008,  # private key invalid
     }
+)
+# HTTP answers that mean the service, not the query, is unavailable.
+_UNREACHABLE_CLASSES = (
+    sf_errors.ServiceUnavailableError,
+    sf_errors.GatewayTimeoutError,
+    sf_errors.BadGatewayError,
+    sf_errors.RequestTimeoutError,
+    ConnectionError,
+    TimeoutError,
 )
 _ROLE_ERRNO = 390189  # role in the connect string is not granted to the user
 _NO_WAREHOUSE_ERRNO = 606  # no active warehouse selected in the current session
@@ -159,6 +175,11 @@ class SnowflakeSilo(SiloResource):
         default=30,
         description="Seconds the connector keeps trying to log in before the silo counts as "
         "unreachable.",
+    )
+    network_timeout_s: int | None = Field(
+        default=None,
+        description="Seconds the connector keeps retrying one request (HTTP 5xx, dropped "
+        "connections) before failing; None retries as long as the connector's default allows.",
     )
     connection_args: dict[str, Any] = Field(
         default_factory=dict,
@@ -257,6 +278,9 @@ class SnowflakeSilo(SiloResource):
             )
             if value is not None
         }
+        # Every call logs in; the connector's cloud-platform probe (login telemetry) can stall a
+        # login for seconds where metadata hosts do not resolve. connection_args may turn it on.
+        extra["platform_detection_timeout_seconds"] = PLATFORM_DETECTION_TIMEOUT_S
         extra.update(self.connection_args)
         session = {"QUERY_TAG": f"fed-assets silo {self.name}"}
         session.update(extra.get("session_parameters") or {})
@@ -274,6 +298,7 @@ class SnowflakeSilo(SiloResource):
                 warehouse=self.warehouse,
                 role=self.role,
                 login_timeout=self.login_timeout_s,
+                network_timeout=self.network_timeout_s,
                 # The silo's own catalog queries use %s parameters.
                 paramstyle="pyformat",
                 additional_snowflake_connection_args=extra,
@@ -297,7 +322,7 @@ class SnowflakeSilo(SiloResource):
             raise
         except Exception as err:
             # from None: a connector's login error may carry connection details.
-            raise self.wrap_error(err) from None
+            raise self._translate(err, connecting=True) from None
 
         def close() -> None:
             try:
@@ -336,12 +361,13 @@ class SnowflakeSilo(SiloResource):
         """Fingerprint of the rows: a full scan, used only where metadata cannot tell changes."""
         columns = ", ".join(
             exp.to_identifier(name, quoted=True).sql("snowflake")
-            for name in self.cached_schema(table).names
+            for name in self.schema(table).names  # not cached: a new column is a change too
         )
         name = self.table_expression(table).sql("snowflake")
         sql = (
-            f"SELECT COUNT(*) AS N, BITXOR_AGG(HASH({columns})) AS X, SUM(HASH({columns})) AS S "
-            f"FROM {name}"
+            # As text: the aggregates may not fit a signed 64-bit value (fakesnow's HASH is unsigned).
+            f"SELECT COUNT(*) AS N, TO_VARCHAR(BITXOR_AGG(HASH({columns}))) AS X, "
+            f"TO_VARCHAR(SUM(HASH({columns}))) AS S FROM {name}"
         )
         (row,) = self._fetch(sql, table=table)
         parts = f"{row['N']}|{row['X']}|{row['S']}"
@@ -382,25 +408,29 @@ class SnowflakeSilo(SiloResource):
 
     # ----------------------------------------------------------------- errors
     def wrap_error(self, err: Exception, *, table: str | None = None) -> FedAssetsError:
+        return self._translate(err, table=table)
+
+    def _translate(
+        self, err: Exception, *, table: str | None = None, connecting: bool = False
+    ) -> FedAssetsError:
+        """``wrap_error``; ``connecting`` says the error came from logging in."""
         if isinstance(err, FedAssetsError):
             return err
         errno = getattr(err, "errno", None)
-        text = self._scrub(getattr(err, "raw_msg", None) or _first_line(err))
-        text = text.strip().splitlines()[0] if text.strip() else type(err).__name__
+        text = self._scrub(_message(err))
         lowered = text.lower()
         where = f"silo '{self.name}'" + (f", table '{table}'" if table else "")
         address = self._address()
 
         if errno in _AUTH_ERRNOS or (
-            isinstance(err, sf_errors.DatabaseError)
-            and ("password" in lowered or "authenticat" in lowered)
+            connecting and ("password" in lowered or "authenticat" in lowered)
         ):
             return SiloAuthError(
                 where,
                 f"Snowflake at {address} refused to log in user '{self.user}': {text}",
                 "check the silo's user and password (or private key), set through dagster.EnvVar",
             )
-        if errno in _UNREACHABLE_ERRNOS or isinstance(err, (sf_errors.InterfaceError, OSError)):
+        if errno in _UNREACHABLE_ERRNOS or isinstance(err, _UNREACHABLE_CLASSES):
             return SiloUnreachableError(
                 where,
                 f"cannot reach Snowflake at {address}: {text}",
@@ -413,7 +443,7 @@ class SnowflakeSilo(SiloResource):
                 f"role '{self.role}' cannot be used by user '{self.user}': {text}",
                 "set the silo's role to one granted to the user, or None for the user's default",
             )
-        if errno == _NO_WAREHOUSE_ERRNO or "warehouse" in lowered:
+        if errno == _NO_WAREHOUSE_ERRNO or "no active warehouse" in lowered:
             return ConfigurationError(
                 where,
                 f"no usable warehouse ({self.warehouse or 'the user default'}): {text}",
@@ -421,7 +451,8 @@ class SnowflakeSilo(SiloResource):
                 "without auto-resume)",
             )
         if errno in _NO_DATABASE_ERRNOS or (
-            errno == _OBJECT_MISSING_ERRNO and re.search(r"\b(database|schema)\b", lowered)
+            errno == _OBJECT_MISSING_ERRNO
+            and re.match(r"(sql compilation error: )?(database|schema) '", lowered)
         ):
             return ConfigurationError(
                 where,
@@ -560,7 +591,7 @@ def _time_unit(precision: int | None) -> str:
 
 def _metadata_unusable(table_type: str | None, last_altered: dt.datetime | None) -> str | None:
     """Why LAST_ALTERED cannot fingerprint this table, or None when it can."""
-    if table_type and table_type.upper() != "BASE TABLE":
+    if table_type and table_type.upper() not in _METADATA_TABLE_TYPES:
         return (
             f"it is a {table_type.lower()}: its LAST_ALTERED follows its definition, not the "
             "rows it reads"
@@ -588,6 +619,23 @@ def _named(text: str) -> str | None:
         if match:
             return match.group(1).strip('"').split(".")[-1]
     return None
+
+
+def _message(err: BaseException) -> str:
+    """The driver's message up to its first blank or ``LINE n:`` line, on one line.
+
+    Snowflake puts the useful part on a second line, after "SQL compilation error:"; fakesnow
+    appends the SQL with a caret below a blank line.
+    """
+    text = getattr(err, "raw_msg", None) or str(err)
+    text = re.sub(r"^\d{6}( \(\w{5}\))?: ", "", text.strip())  # "002003 (42S02): " once is enough
+    kept = []
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("LINE "):
+            break
+        kept.append(line.strip())
+    # Without a closing full stop: FedAssetsError adds ". Fix: ...".
+    return " ".join(kept).rstrip(".! ") or type(err).__name__
 
 
 def _first_line(err: BaseException) -> str:

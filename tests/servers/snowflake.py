@@ -40,6 +40,29 @@ _MARKER = VENV / ".fed-assets-requirements"
 # Seconds to wait for the emulator: it answers in about 1 s; a cold machine may need several.
 START_TIMEOUT_S = 60.0
 
+# Runs fakesnow's command line with one fix: fakesnow 0.12.1 builds the connector's timestamp
+# structs without a null mask, so a NULL TIMESTAMP arrives as 1970-01-01 (real Snowflake sends
+# NULL). The fix re-applies the input's nulls; everything else is fakesnow as released.
+LAUNCHER = """
+import sys
+import pyarrow as pa
+import fakesnow.arrow
+from fakesnow.cli import main
+
+_to_struct = fakesnow.arrow.timestamp_to_sf_struct
+
+def _keeping_nulls(ts):
+    if isinstance(ts, pa.ChunkedArray):
+        ts = ts.combine_chunks()
+    out = _to_struct(ts)
+    if ts.null_count == 0:
+        return out
+    return pa.StructArray.from_arrays(out.flatten(), fields=list(out.type), mask=ts.is_null())
+
+fakesnow.arrow.timestamp_to_sf_struct = _keeping_nulls
+sys.exit(main(sys.argv[1:]))
+"""
+
 # Seconds a SIGINT gets to stop uvicorn cleanly before the process is killed.
 STOP_TIMEOUT_S = 10.0
 
@@ -83,18 +106,18 @@ def ensure_venv() -> Path:
 
 def start(workdir: Path) -> Server:
     """Start the emulator on a free port of 127.0.0.1 with its log and temp files under ``workdir``."""
-    fakesnow = ensure_venv()
+    python = ensure_venv().with_name("python")
     port = free_port()
     tmp = workdir / "tmp"  # fakesnow puts its stage "bucket" under TMPDIR
     tmp.mkdir(parents=True, exist_ok=True)
     log_path = workdir / "fakesnow.log"
     log = open(log_path, "wb")  # noqa: SIM115 - closed by stop()
     proc = subprocess.Popen(
-        [str(fakesnow), "-s", "--host", "127.0.0.1", "-p", str(port)],
+        [str(python), "-c", LAUNCHER, "-s", "--host", "127.0.0.1", "-p", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
         cwd=workdir,
-        env={**os.environ, "TMPDIR": str(tmp)},
+        env=_tool_env(TMPDIR=str(tmp)),
         start_new_session=True,
         # A background parent may ignore SIGINT, and children inherit that: restore the default.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
@@ -133,6 +156,13 @@ def start(workdir: Path) -> Server:
         env={"FED_TEST_SNOWFLAKE_HOST": "127.0.0.1", "FED_TEST_SNOWFLAKE_PORT": str(port)},
         stop=stop,
     )
+
+
+def _tool_env(**extra: str) -> dict[str, str]:
+    """This process's environment without what would mix our packages into the tool's Python."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env.update(extra)
+    return env
 
 
 def _base_python() -> str:

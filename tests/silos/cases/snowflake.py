@@ -37,6 +37,7 @@ def connect(env: dict[str, str], database: str) -> snowflake.connector.Snowflake
         database=database,
         schema=SCHEMA,
         login_timeout=10,
+        platform_detection_timeout_seconds=0.0,  # no cloud metadata probes (stalls offline)
     )
 
 
@@ -54,6 +55,8 @@ def silo_for(env: dict[str, str], database: str, **overrides) -> SnowflakeSilo:
         "port": int(env["FED_TEST_SNOWFLAKE_PORT"]),
         "protocol": "http",
         "login_timeout_s": 5,
+        # An emulator bug answers HTTP 500, which the connector would otherwise retry for minutes.
+        "network_timeout_s": 20,
     }
     settings.update(overrides)
     return SnowflakeSilo(**settings)
