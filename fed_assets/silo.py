@@ -12,6 +12,8 @@ Each kind is one ``ConfigurableResource`` in ``resources/silos/<kind>.py`` deriv
 
 from __future__ import annotations
 
+import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
@@ -34,6 +36,10 @@ from fed_assets.errors import (
 # Rows per Arrow batch when a driver lets us choose: large enough to amortise per-batch overhead,
 # small enough (~10 MB at 100 bytes a row) that a 10-million-row scan never sits in memory whole.
 BATCH_ROWS = 100_000
+
+# How long require_table() trusts its remembered table list: saves a metadata round trip per
+# read in a burst of reads, short enough that a dropped table is noticed within a sensor tick.
+TABLES_TTL_S = 30.0
 
 # Statement types that only read. Anything else is refused before it reaches a silo.
 _QUERY_TYPES: tuple[type[exp.Expression], ...] = (exp.Select, exp.Union, exp.Intersect, exp.Except)
@@ -168,6 +174,7 @@ class SiloResource(ConfigurableResource):
     )
 
     _schema_cache: dict[str, pa.Schema] = PrivateAttr(default_factory=dict)
+    _tables_cache: tuple[float, list[str]] | None = PrivateAttr(default=None)
 
     # ----------------------------------------------------------------- to override
     kind: ClassVar[str] = "silo"
@@ -241,13 +248,21 @@ class SiloResource(ConfigurableResource):
         return statement
 
     def require_table(self, table: str) -> str:
-        """Return ``table`` if the silo has it, else raise ``UnknownTableError`` naming the rest."""
+        """Return ``table`` if the silo has it, else raise ``UnknownTableError`` naming the rest.
+
+        The table list is remembered for ``TABLES_TTL_S``; a name not in it is looked up afresh
+        before it is refused, so a table created a moment ago is found.
+        """
+        cached = self._tables_cache
+        if cached is not None and time.monotonic() - cached[0] <= TABLES_TTL_S:
+            found = _match_name(table, cached[1])
+            if found is not None:
+                return found
         names = self.tables()
-        if table in names:
-            return table
-        lowered = {n.lower(): n for n in names}
-        if table.lower() in lowered:
-            return lowered[table.lower()]
+        self._tables_cache = (time.monotonic(), names)
+        found = _match_name(table, names)
+        if found is not None:
+            return found
         shown = ", ".join(sorted(names)[:20]) or "(none)"
         raise UnknownTableError(
             f"silo '{self.name}', table '{table}'",
@@ -353,6 +368,14 @@ def stream(
     The driver connection stays open until the reader is exhausted or fails; ``close`` runs then.
     """
 
+    closed = False
+
+    def close_once() -> None:
+        nonlocal closed
+        if not closed and close is not None:
+            closed = True
+            close()
+
     def guarded() -> Iterator[pa.RecordBatch]:
         try:
             yield from batches
@@ -361,10 +384,19 @@ def stream(
         except Exception as err:
             raise on_error(err) from err
         finally:
-            if close is not None:
-                close()
+            close_once()
 
-    return pa.RecordBatchReader.from_batches(schema, guarded())
+    reader = pa.RecordBatchReader.from_batches(schema, guarded())
+    # A reader dropped before it is exhausted still releases its connection / temporary table.
+    weakref.finalize(reader, close_once)
+    return reader
+
+
+def _match_name(name: str, names: list[str]) -> str | None:
+    """``name`` as spelt in ``names``: exactly, else ignoring case; None when absent."""
+    if name in names:
+        return name
+    return {n.lower(): n for n in names}.get(name.lower())
 
 
 def arrow_width(dtype: pa.DataType) -> int:

@@ -171,7 +171,7 @@ def _base_python() -> str:
 
 
 def _run(command: list[str], what: str) -> None:
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = subprocess.run(command, capture_output=True, text=True, env=_tool_env())
     if done.returncode != 0:
         raise RuntimeError(
             f"could not {what} (exit {done.returncode}): {(done.stdout + done.stderr)[-2000:]}"
