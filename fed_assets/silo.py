@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 import pyarrow as pa
 import sqlglot
 from dagster import Config, ConfigurableResource
-from pydantic import Field, PrivateAttr
+from pydantic import Field, PrivateAttr, field_validator
 from sqlglot import exp
 
 from fed_assets.errors import (
@@ -128,6 +128,34 @@ class Silo(Protocol):
     def scan(self, sql: str) -> pa.RecordBatchReader: ...
 
 
+# What a policy's `export` may say: any rows, only aggregates, or nothing.
+EXPORT_RULES = ("allowed", "aggregates_only", "none")
+
+
+class TablePolicy(Config):
+    """Rules for one table, overriding its silo's where set."""
+
+    export: str | None = Field(
+        default=None,
+        description="Overrides the silo's export rule: 'allowed', 'aggregates_only' or 'none'.",
+    )
+
+    @field_validator("export")
+    @classmethod
+    def _known_export(cls, value: str | None) -> str | None:
+        if value not in (None, *EXPORT_RULES):
+            raise ValueError(f"export must be one of {', '.join(EXPORT_RULES)}, not {value!r}")
+        return value
+
+    pii_columns: list[str] = Field(
+        default_factory=list, description="Further columns of this table holding personal data."
+    )
+    min_group_size: int | None = Field(default=None, description="Overrides min_group_size.")
+    allowed_regions: list[str] | None = Field(
+        default=None, description="Overrides the regions this table's data may move to."
+    )
+
+
 class SiloPolicy(Config):
     """Data-residency and export rules of a silo (enforced by the federated planner)."""
 
@@ -146,9 +174,43 @@ class SiloPolicy(Config):
     )
     allowed_regions: list[str] = Field(
         default_factory=list,
-        description="Regions data from this silo may move to; empty means its own region only "
-        "when export is restricted, anywhere when export is 'allowed'.",
+        description="Regions data from this silo may move to; empty means anywhere that its "
+        "export rule allows.",
     )
+    tables: dict[str, TablePolicy] = Field(
+        default_factory=dict, description="Per-table overrides, by table name."
+    )
+
+    def for_table(self, table: str) -> EffectivePolicy:
+        """The rules that apply to ``table``: this silo's, overridden by the table's own."""
+        override = next(
+            (p for name, p in self.tables.items() if name.lower() == table.lower()), TablePolicy()
+        )
+        pii = {
+            c.split(".", 1)[-1].lower()
+            for c in self.pii_columns
+            if "." not in c or c.split(".", 1)[0].lower() == table.lower()
+        } | {c.lower() for c in override.pii_columns}
+        return EffectivePolicy(
+            export=override.export or self.export,
+            pii_columns=frozenset(pii),
+            min_group_size=override.min_group_size or self.min_group_size,
+            allowed_regions=tuple(
+                self.allowed_regions
+                if override.allowed_regions is None
+                else override.allowed_regions
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class EffectivePolicy:
+    """The rules for one table after silo and table settings are combined."""
+
+    export: str
+    pii_columns: frozenset[str]
+    min_group_size: int
+    allowed_regions: tuple[str, ...]
 
 
 class SiloResource(ConfigurableResource):
@@ -229,7 +291,7 @@ class SiloResource(ConfigurableResource):
         except sqlglot.errors.ParseError as err:
             raise QuerySyntaxError(
                 f"silo '{self.name}'",
-                f"the SQL does not parse as {self.dialect}: {_first_error(err)}",
+                f"the SQL does not parse as {self.dialect}: {first_error(err)}",
                 "correct the SQL; tables are named as in the silo's tables() list",
             ) from None
         if len(statements) != 1:
@@ -321,7 +383,7 @@ class SiloResource(ConfigurableResource):
             except sqlglot.errors.ParseError as err:
                 raise QuerySyntaxError(
                     f"silo '{self.name}', table '{table}'",
-                    f"the row filter {where!r} does not parse: {_first_error(err)}",
+                    f"the row filter {where!r} does not parse: {first_error(err)}",
                     "write the filter as a SQL boolean expression over the table's columns",
                 ) from None
             for col in condition.find_all(exp.Column):
@@ -417,7 +479,7 @@ def _writes(statement: exp.Expression) -> bool:
     )
 
 
-def _first_error(err: sqlglot.errors.ParseError) -> str:
+def first_error(err: sqlglot.errors.ParseError) -> str:
     """The first parse error with its line and column."""
     if err.errors:
         e = err.errors[0]

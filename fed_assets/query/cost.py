@@ -1,0 +1,175 @@
+"""The cost model: pure functions from statistics to estimated rows, bytes, seconds and dollars.
+
+Statistics come from ``silo.stats(table)``, cached per table and invalidated when the table's
+``version()`` changes.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from sqlglot import exp
+
+from fed_assets.errors import FedAssetsError
+from fed_assets.query.model import Estimate
+from fed_assets.silo import SiloResource, TableStats, arrow_width
+
+if TYPE_CHECKING:
+    from fed_assets.query.context import Cut, PlanContext
+
+# Scan throughput (MB/s of Arrow delivered) by silo kind when a silo does not say: measured by
+# benchmarks/scan_throughput.py (1 M rows × 8 columns) on the 2-core development machine.
+KIND_MB_PER_S = {
+    "duckdb": 740.0,
+    "parquet": 356.0,
+    "delta": 300.0,
+    "postgres": 126.0,
+    "sqlite": 33.0,
+    "snowflake": 60.0,
+    "bigquery": 80.0,
+}
+DEFAULT_MB_PER_S = 50.0
+# Fixed cost of one fragment round trip (connect, plan, first batch), seconds.
+ROUND_TRIP_S = 0.01
+# Selectivity guesses where statistics are silent (System R's classic defaults).
+EQ_SELECTIVITY = 0.1
+RANGE_SELECTIVITY = 1 / 3
+LIKE_SELECTIVITY = 0.1
+# Rows assumed for a table whose silo reports no count.
+UNKNOWN_ROWS = 1_000_000
+
+_stats_cache: dict[tuple[int, str], tuple[str, TableStats]] = {}
+_stats_lock = threading.Lock()
+
+
+def table_stats(silo: SiloResource, table: str) -> TableStats:
+    """``silo.stats(table)``, cached until ``silo.version(table)`` changes."""
+    key = (id(silo), table)
+    try:
+        version = silo.version(table).fingerprint
+    except FedAssetsError:
+        version = None
+    with _stats_lock:
+        cached = _stats_cache.get(key)
+        if cached is not None and version is not None and cached[0] == version:
+            return cached[1]
+    try:
+        stats = silo.stats(table)
+    except FedAssetsError:
+        stats = TableStats(rows=None, bytes=None)
+    if version is not None:
+        with _stats_lock:
+            _stats_cache[key] = (version, stats)
+    return stats
+
+
+def estimate_fragment(cut: Cut, context: PlanContext) -> Estimate:
+    """Rows and bytes a fragment returns, and the seconds and dollars to move them."""
+    silo = context.silos[cut.silo]
+    rows = estimate_rows(cut.tree, cut.silo, context)
+    width = row_width(cut.tree, cut.silo, context)
+    nbytes = rows * width
+    mb_per_s = silo.scan_mb_per_s or KIND_MB_PER_S.get(silo.kind, DEFAULT_MB_PER_S)
+    crosses = context.engine_region is None or context.engine_region != silo.region
+    return Estimate(
+        rows=rows,
+        bytes=nbytes,
+        seconds=ROUND_TRIP_S + nbytes / 1e6 / mb_per_s,
+        usd=(nbytes / 1e9 * silo.egress_usd_per_gb) if crosses else 0.0,
+    )
+
+
+def estimate_rows(node: exp.Expression, silo_name: str, context: PlanContext) -> float:
+    """Estimated result rows of a query tree over one silo's tables."""
+    if isinstance(node, exp.Subquery):
+        return estimate_rows(node.this, silo_name, context)
+    if isinstance(node, exp.Union):
+        return estimate_rows(node.left, silo_name, context) + estimate_rows(
+            node.right, silo_name, context
+        )
+    if isinstance(node, exp.SetOperation):
+        return estimate_rows(node.left, silo_name, context)
+    if isinstance(node, exp.Table):
+        stats = _stats_for(node, silo_name, context)
+        return float(stats.rows if stats and stats.rows is not None else UNKNOWN_ROWS)
+    if not isinstance(node, exp.Select):
+        return 1.0
+    from_ = node.args.get("from") or node.args.get("from_")
+    sources = ([from_.this] if from_ else []) + [j.this for j in node.args.get("joins") or []]
+    source_rows = [estimate_rows(s, silo_name, context) for s in sources] or [1.0]
+    rows = source_rows[0]
+    for other in source_rows[1:]:
+        rows = max(rows, other)  # joins assumed along foreign keys: the larger side survives
+    where = node.args.get("where")
+    if where is not None:
+        rows *= selectivity(where.this)
+    if node.args.get("group"):
+        rows = max(1.0, rows / 10)
+    elif any(node.find_all(exp.AggFunc)) and _aggregates_at_top(node):
+        rows = 1.0
+    limit = node.args.get("limit")
+    if limit is not None and isinstance(limit.expression, exp.Literal):
+        rows = min(rows, float(limit.expression.this))
+    return max(rows, 1.0)
+
+
+def selectivity(condition: exp.Expression) -> float:
+    """Fraction of rows a condition keeps (independence between conjuncts assumed)."""
+    if isinstance(condition, exp.And):
+        return selectivity(condition.left) * selectivity(condition.right)
+    if isinstance(condition, exp.Or):
+        a, b = selectivity(condition.left), selectivity(condition.right)
+        return 1 - (1 - a) * (1 - b)
+    if isinstance(condition, exp.Not):
+        return 1 - selectivity(condition.this)
+    if isinstance(condition, exp.Paren):
+        return selectivity(condition.this)
+    if isinstance(condition, exp.EQ):
+        return 1.0 if _is_join(condition) else EQ_SELECTIVITY
+    if isinstance(condition, exp.In):
+        return min(1.0, EQ_SELECTIVITY * max(len(condition.expressions), 1))
+    if isinstance(condition, (exp.GT, exp.GTE, exp.LT, exp.LTE)):
+        return 1.0 if _is_join(condition) else RANGE_SELECTIVITY
+    if isinstance(condition, exp.Between):
+        return RANGE_SELECTIVITY / 2
+    if isinstance(condition, (exp.Like, exp.ILike)):
+        return LIKE_SELECTIVITY
+    if isinstance(condition, exp.Boolean):
+        return 1.0 if condition.this else 0.0
+    return 0.5
+
+
+def row_width(tree: exp.Expression, silo_name: str, context: PlanContext) -> float:
+    """Bytes per output row, from the schema types of the columns projected."""
+    select = tree if isinstance(tree, exp.Select) else tree.find(exp.Select)
+    if select is None:
+        return 8.0
+    width = 0.0
+    for projection in select.expressions:
+        column = projection.find(exp.Column)
+        width += _column_width(column, silo_name, context) if column is not None else 8.0
+    return max(width, 1.0)
+
+
+def _column_width(column: exp.Column, silo_name: str, context: PlanContext) -> float:
+    for (silo, table), schema in context.arrow.items():
+        if silo == silo_name and column.name in {n.lower() for n in schema.names}:
+            field = next(f for f in schema if f.name.lower() == column.name)
+            return float(arrow_width(field.type))
+    return 8.0
+
+
+def _stats_for(table: exp.Table, silo_name: str, context: PlanContext) -> TableStats | None:
+    spelled = context.spelling.get((silo_name, table.name))
+    if spelled is None:
+        return None
+    return table_stats(context.silos[silo_name], spelled[0])
+
+
+def _is_join(condition: exp.Binary) -> bool:
+    return isinstance(condition.left, exp.Column) and isinstance(condition.right, exp.Column)
+
+
+def _aggregates_at_top(select: exp.Select) -> bool:
+    return all(p.find(exp.AggFunc) is not None for p in select.expressions)

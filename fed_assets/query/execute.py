@@ -1,0 +1,185 @@
+"""Run a plan: fragments concurrently in their silos, Arrow into an embedded DuckDB, residual above.
+
+- Fragments without a semi-join input start at once, in threads; a semi-join target starts when
+  its source finishes, with the source's distinct keys as an ``IN`` filter.
+- Each fragment has a timeout; transient failures (a silo unreachable) are retried with backoff;
+  on any failure the fragments not yet started are cancelled and the error names the silo.
+- The residual query runs in DuckDB with a memory limit and a spill folder.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlglot import exp
+
+from fed_assets.errors import FedAssetsError, SiloQueryError, SiloUnreachableError
+from fed_assets.query.model import FragmentPlan, FragmentRun, Plan, QueryResult, SemiJoin
+from fed_assets.query.rules.choose_semi_joins import SEMIJOIN_MAX_KEYS
+from fed_assets.silo import SiloResource
+
+# Seconds one fragment may run before the query gives up on it.
+FRAGMENT_TIMEOUT_S = 900.0
+# Retries of a fragment whose silo was unreachable, and the first backoff (doubling each time).
+RETRIES = 2
+BACKOFF_S = 0.5
+# Memory the embedded engine may use before spilling to its temporary folder.
+MEMORY_LIMIT = "4GB"
+# Fragments running at once: enough to overlap several silos' latency on 2 cores.
+MAX_PARALLEL = 8
+
+Progress = Callable[[str, FragmentPlan, dict], None]
+
+
+class ResidualQueryError(FedAssetsError):
+    """The part of the query evaluated above the silos failed (types, functions, ...)."""
+
+
+def execute(
+    plan: Plan,
+    silos: Mapping[str, SiloResource],
+    *,
+    timeout_s: float = FRAGMENT_TIMEOUT_S,
+    memory_limit: str = MEMORY_LIMIT,
+    progress: Progress | None = None,
+) -> QueryResult:
+    """Run ``plan`` against ``silos`` and return the result with what moved where."""
+    started = time.perf_counter()
+    tables, runs = _run_fragments(plan, silos, timeout_s=timeout_s, progress=progress)
+    fetched = time.perf_counter()
+    table = _run_residual(plan, tables, memory_limit=memory_limit)
+    done = time.perf_counter()
+    return QueryResult(
+        table=table,
+        plan=plan,
+        fragments=tuple(runs[f.id] for f in plan.fragments),
+        stage_seconds={
+            "planning": plan.planning_ms / 1000,
+            "fragments": fetched - started,
+            "residual": done - fetched,
+        },
+    )
+
+
+def _run_fragments(plan, silos, *, timeout_s, progress):
+    by_target = {sj.target: sj for sj in plan.semi_joins}
+    tables: dict[str, pa.Table] = {}
+    runs: dict[str, FragmentRun] = {}
+    pool = cf.ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, max(1, len(plan.fragments))))
+    pending: dict[cf.Future, tuple[FragmentPlan, float]] = {}
+
+    def submit(fragment: FragmentPlan, semi: tuple[SemiJoin, pa.Array] | None = None) -> None:
+        if progress:
+            progress("start", fragment, {})
+        future = pool.submit(_run_one, fragment, silos[fragment.silo], plan, semi)
+        pending[future] = (fragment, time.monotonic())
+
+    try:
+        for fragment in plan.fragments:
+            if fragment.id not in by_target:
+                submit(fragment)
+        waiting = set(by_target)
+        while pending:
+            oldest = min(t for _, t in pending.values())
+            left = max(0.0, timeout_s - (time.monotonic() - oldest))
+            done, _ = cf.wait(pending, timeout=left, return_when=cf.FIRST_COMPLETED)
+            if not done:
+                late = [f for f, t in pending.values() if time.monotonic() - t >= timeout_s]
+                f = late[0] if late else next(iter(pending.values()))[0]
+                raise SiloQueryError(
+                    f"silo '{f.silo}', fragment {f.id}",
+                    f"no result after {timeout_s:.0f} s",
+                    "check the silo's load, or raise the fragment timeout",
+                )
+            for future in done:
+                fragment, _ = pending.pop(future)
+                table, run = future.result()
+                tables[fragment.id], runs[fragment.id] = table, run
+                if progress:
+                    progress("done", fragment, {"rows": run.rows, "bytes": run.bytes})
+                for target in sorted(waiting):
+                    sj = by_target[target]
+                    if sj.source in tables:
+                        waiting.discard(target)
+                        keys = pc.unique(tables[sj.source][sj.source_column]).drop_null()
+                        semi = (sj, keys) if len(keys) <= SEMIJOIN_MAX_KEYS else None
+                        submit(plan.fragment(target), semi)
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    return tables, runs
+
+
+def _run_one(
+    fragment: FragmentPlan,
+    silo: SiloResource,
+    plan: Plan,
+    semi: tuple[SemiJoin, pa.Array] | None,
+) -> tuple[pa.Table, FragmentRun]:
+    sql = (
+        fragment.sql if semi is None else with_keys(fragment, silo, semi[0].target_column, semi[1])
+    )
+    attempt = 0
+    while True:
+        attempt += 1
+        started = time.perf_counter()
+        try:
+            table = silo.scan(sql).read_all()
+            break
+        except SiloUnreachableError:
+            if attempt > RETRIES:
+                raise
+            time.sleep(BACKOFF_S * 2 ** (attempt - 1))
+        except FedAssetsError:
+            raise
+        except Exception as err:  # a driver error the silo did not translate
+            raise silo.wrap_error(err) from err
+    return table, FragmentRun(
+        id=fragment.id,
+        silo=fragment.silo,
+        sql=sql,
+        rows=table.num_rows,
+        bytes=table.nbytes,
+        seconds=time.perf_counter() - started,
+        est_rows=fragment.estimate.rows,
+        est_bytes=fragment.estimate.bytes,
+        source_region=fragment.source_region,
+        destination_region=plan.engine_region or "engine",
+        rule=fragment.rule,
+        attempts=attempt,
+        semi_join_keys=None if semi is None else len(semi[1]),
+    )
+
+
+def with_keys(fragment: FragmentPlan, silo: SiloResource, column: str, keys: pa.Array) -> str:
+    """The fragment's SQL, keeping only rows whose ``column`` is among ``keys``."""
+    alias = exp.to_identifier("_sj", quoted=True)
+    values = [exp.convert(v) for v in keys.to_pylist()] or [exp.null()]
+    condition = exp.column(column, table=alias, quoted=True).isin(*values)
+    inner = exp.maybe_parse(fragment.sql, dialect=silo.dialect)
+    wrapped = exp.select("*").from_(exp.Subquery(this=inner, alias=exp.TableAlias(this=alias)))
+    return wrapped.where(condition).sql(dialect=silo.dialect, identify=True)
+
+
+def _run_residual(plan: Plan, tables: Mapping[str, pa.Table], *, memory_limit: str) -> pa.Table:
+    with tempfile.TemporaryDirectory(prefix="fed-assets-spill-") as spill:
+        con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": spill})
+        try:
+            for fragment_id, table in tables.items():
+                con.register(fragment_id, table)
+            return con.sql(plan.residual).to_arrow_table()
+        except duckdb.Error as err:
+            text = str(err).splitlines()[0]
+            fix = "check the query"
+            if "Cannot compare" in text or "explicit cast" in text:
+                fix = "the join keys come from different silos with different types: CAST one side"
+            raise ResidualQueryError("query (embedded engine)", text, fix) from None
+        finally:
+            con.close()

@@ -1,0 +1,65 @@
+"""Plans and results as text (for the CLI) and Markdown (for Dagster metadata)."""
+
+from __future__ import annotations
+
+from fed_assets.query.model import Plan, QueryResult
+
+
+def _mb(n: float) -> str:
+    return f"{n / 1e6:,.2f} MB"
+
+
+def explain_plan(plan: Plan) -> str:
+    """Residual query, fragments with their silo SQL, estimates and residency rule."""
+    lines = [
+        f"Federated plan ({len(plan.fragments)} fragment(s), planned in {plan.planning_ms:.1f} ms, "
+        f"engine region {plan.engine_region or 'unset'})",
+        "",
+        "Residual query (embedded DuckDB):",
+        f"  {plan.residual}",
+    ]
+    for f in plan.fragments:
+        lines += [
+            "",
+            f"{f.id} → silo {f.silo} (region {f.source_region}); reads {', '.join(f.tables)}",
+            f"  estimate: {f.estimate.rows:,.0f} rows, {_mb(f.estimate.bytes)}, "
+            f"{f.estimate.seconds:.3f} s, ${f.estimate.usd:.4f}",
+            f"  residency: {f.rule}",
+            f"  sql: {f.sql}",
+        ]
+    for sj in plan.semi_joins:
+        lines.append(
+            f"\nsemi-join: keys {sj.source}.{sj.source_column} filter {sj.target}.{sj.target_column}"
+        )
+    return "\n".join(lines)
+
+
+def explain_result(result: QueryResult) -> str:
+    """The plan, then what each fragment actually did."""
+    lines = [explain_plan(result.plan), "", "Actuals:"]
+    for f in result.fragments:
+        sj = f", filtered by {f.semi_join_keys:,} semi-join keys" if f.semi_join_keys else ""
+        lines.append(
+            f"  {f.id} {f.silo}: {f.rows:,} rows (est {f.est_rows:,.0f}), {_mb(f.bytes)} "
+            f"{f.source_region} → {f.destination_region}, {f.seconds:.3f} s{sj}"
+        )
+    lines.append(
+        f"  result: {result.table.num_rows:,} rows; moved {_mb(result.bytes_moved)}; "
+        + ", ".join(f"{k} {v:.3f} s" for k, v in result.stage_seconds.items())
+    )
+    return "\n".join(lines)
+
+
+def fragments_markdown(result: QueryResult) -> str:
+    """A Markdown table of fragments: silo, rows, bytes, seconds, estimates, rule."""
+    rows = [
+        "| fragment | silo | route | rows | est. rows | MB | est. MB | s | residency rule |",
+        "|---|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for f in result.fragments:
+        rows.append(
+            f"| {f.id} | {f.silo} | {f.source_region} → {f.destination_region} | {f.rows:,} | "
+            f"{f.est_rows:,.0f} | {f.bytes / 1e6:,.3f} | {f.est_bytes / 1e6:,.3f} | "
+            f"{f.seconds:.3f} | {f.rule} |"
+        )
+    return "\n".join(rows)

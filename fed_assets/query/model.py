@@ -1,0 +1,127 @@
+"""Values that flow between the planner, the executor and the reports (all frozen)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+from sqlglot import exp
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Estimated rows and bytes of a fragment's result, and the cost of moving it."""
+
+    rows: float
+    bytes: float
+    seconds: float = 0.0
+    usd: float = 0.0
+
+
+@dataclass(frozen=True)
+class FragmentPlan:
+    """A subtree of the query that runs inside one silo.
+
+    Attributes:
+        id: placeholder name the residual query reads it as (``__f0``, ``__f1``, ...).
+        silo: silo name.
+        tree: the fragment as a sqlglot tree over ``silo.table`` names (DuckDB dialect).
+        sql: the SQL sent to the silo, in its dialect.
+        tables: the silo tables it reads.
+        estimate: what the cost model expects it to return.
+        rule: the residency rule that allows its result to leave the silo.
+    """
+
+    id: str
+    silo: str
+    tree: exp.Select
+    sql: str
+    tables: tuple[str, ...]
+    estimate: Estimate
+    rule: str = "export allowed"
+    source_region: str = "local"
+
+
+@dataclass(frozen=True)
+class SemiJoin:
+    """Send ``source``'s distinct ``source_column`` values into ``target`` as a filter."""
+
+    source: str
+    source_column: str
+    target: str
+    target_column: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A planned federated query: fragments per silo and the residual SQL above them."""
+
+    sql: str
+    fragments: tuple[FragmentPlan, ...]
+    residual: str
+    semi_joins: tuple[SemiJoin, ...]
+    engine_region: str | None
+    planning_ms: float
+    rules: tuple[str, ...]
+
+    def fragment(self, fragment_id: str) -> FragmentPlan:
+        return next(f for f in self.fragments if f.id == fragment_id)
+
+    def explain(self) -> str:
+        """The plan as text: residual query, then each fragment with its estimate and rule."""
+        from fed_assets.query.explain import explain_plan
+
+        return explain_plan(self)
+
+
+@dataclass(frozen=True)
+class FragmentRun:
+    """What running one fragment did."""
+
+    id: str
+    silo: str
+    sql: str
+    rows: int
+    bytes: int
+    seconds: float
+    est_rows: float
+    est_bytes: float
+    source_region: str
+    destination_region: str
+    rule: str
+    attempts: int = 1
+    semi_join_keys: int | None = None
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """A federated query's result, plan and what moved where."""
+
+    table: pa.Table
+    plan: Plan
+    fragments: tuple[FragmentRun, ...]
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def planning_ms(self) -> float:
+        return self.plan.planning_ms
+
+    @property
+    def bytes_moved(self) -> int:
+        """Total bytes moved out of silos into the embedded engine."""
+        return sum(f.bytes for f in self.fragments)
+
+    @property
+    def bytes_by_route(self) -> dict[tuple[str, str, str], int]:
+        """Bytes moved by (source silo, source region, destination region)."""
+        out: dict[tuple[str, str, str], int] = {}
+        for f in self.fragments:
+            key = (f.silo, f.source_region, f.destination_region)
+            out[key] = out.get(key, 0) + f.bytes
+        return out
+
+    def explain(self) -> str:
+        """The plan with the actual rows, bytes and seconds of each fragment."""
+        from fed_assets.query.explain import explain_result
+
+        return explain_result(self)

@@ -1,0 +1,136 @@
+"""The planner: SQL over ``silo.table`` names → fragments per silo + a residual query.
+
+Rules run in order (``RULES``); each is a function of the expression and, if it declares it, the
+``PlanContext``. sqlglot's own rules do the generic work (qualification, decorrelation, isolating
+each table with its projections and predicates); ours cut fragments, check residency and cost.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Mapping, Sequence
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.optimizer.isolate_table_selects import isolate_table_selects
+from sqlglot.optimizer.normalize import normalize
+from sqlglot.optimizer.pushdown_predicates import pushdown_predicates
+from sqlglot.optimizer.pushdown_projections import pushdown_projections
+from sqlglot.optimizer.simplify import simplify
+from sqlglot.optimizer.unnest_subqueries import unnest_subqueries
+
+from fed_assets.errors import QuerySyntaxError, ReadOnlyViolation
+from fed_assets.query.context import PlanContext, SchemaSource, live_schema
+from fed_assets.query.cost import estimate_fragment
+from fed_assets.query.model import FragmentPlan, Plan
+from fed_assets.query.rules.choose_semi_joins import choose_semi_joins
+from fed_assets.query.rules.enforce_residency import enforce_residency
+from fed_assets.query.rules.inline_ctes import inline_ctes
+from fed_assets.query.rules.merge_same_silo import merge_same_silo, render
+from fed_assets.query.rules.qualify_columns import qualify_columns
+from fed_assets.query.rules.resolve_tables import resolve_tables
+from fed_assets.silo import SiloResource, first_error
+
+
+def _isolate_tables(expression: exp.Expression, context: PlanContext) -> exp.Expression:
+    """sqlglot's isolate_table_selects, then qualify the subqueries it made."""
+    expression = isolate_table_selects(expression, schema=context.schema)
+    return qualify_columns(expression, context)
+
+
+RULES = (
+    resolve_tables,
+    inline_ctes,
+    qualify_columns,
+    unnest_subqueries,
+    _isolate_tables,
+    pushdown_projections,
+    normalize,
+    pushdown_predicates,
+    pushdown_projections,  # again: columns only the pushed predicates used need not leave
+    merge_same_silo,
+    enforce_residency,
+    choose_semi_joins,
+)
+
+
+def plan(
+    sql: str,
+    silos: Sequence[SiloResource] | Mapping[str, SiloResource],
+    *,
+    engine_region: str | None = None,
+    objective: str = "latency",
+    read: str = "duckdb",
+    schema_source: SchemaSource = live_schema,
+) -> Plan:
+    """Plan ``sql`` (tables named ``silo.table``) without running anything in the silos.
+
+    Raises:
+        QuerySyntaxError, ReadOnlyViolation, UnknownSiloError, UnknownTableError,
+        UnknownColumnError, PolicyViolation: what is wrong, where, and how to fix it.
+    """
+    started = time.perf_counter()
+    silo_map = silos if isinstance(silos, Mapping) else {s.name: s for s in silos}
+    context = PlanContext(
+        silos=dict(silo_map),
+        engine_region=engine_region,
+        objective=objective,
+        schema_source=schema_source,
+    )
+    expression = parse_query(sql, read=read)
+    for rule in RULES:
+        wanted = inspect.signature(rule).parameters
+        expression = rule(expression, context) if "context" in wanted else rule(expression)
+    residual = simplify(expression)
+    fragments = tuple(
+        FragmentPlan(
+            id=fragment_id,
+            silo=cut.silo,
+            tree=cut.tree,
+            sql=render(cut.tree, cut.silo, context),
+            tables=tuple(sorted({t.name for t in cut.tree.find_all(exp.Table)})),
+            estimate=estimate_fragment(cut, context),
+            rule=cut.rule,
+            source_region=context.silos[cut.silo].region,
+        )
+        for fragment_id, cut in context.cuts.items()
+    )
+    return Plan(
+        sql=sql,
+        fragments=fragments,
+        residual=residual.sql(dialect="duckdb", identify=True),
+        semi_joins=tuple(context.semi_joins),
+        engine_region=engine_region,
+        planning_ms=(time.perf_counter() - started) * 1000,
+        rules=tuple(r.__name__.lstrip("_") for r in RULES),
+    )
+
+
+def parse_query(sql: str, *, read: str = "duckdb") -> exp.Expression:
+    """Parse one read-only query; refuse anything else with the position of the problem."""
+    try:
+        statements = [s for s in sqlglot.parse(sql, read=read) if s is not None]
+    except sqlglot.errors.ParseError as err:
+        raise QuerySyntaxError(
+            "query", f"the SQL does not parse: {first_error(err)}", "correct the SQL"
+        ) from None
+    if len(statements) != 1:
+        raise ReadOnlyViolation(
+            "query", f"expected one query, got {len(statements)} statements", "send one SELECT"
+        )
+    (statement,) = statements
+    if (
+        not isinstance(statement, exp.Query)
+        or any(
+            isinstance(n, (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, exp.Drop))
+            for n in statement.walk()
+        )
+        or statement.args.get("into")
+    ):
+        raise ReadOnlyViolation(
+            "query",
+            f"'{statement.key.upper()}' statements cannot run federated: silos are read-only",
+            "send a SELECT; write results through an asset's IO manager",
+        )
+    return statement

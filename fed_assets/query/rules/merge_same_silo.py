@@ -1,0 +1,322 @@
+"""Cut the query into fragments: every connected same-silo subtree, joins included, runs in its silo.
+
+Runs after sqlglot has isolated each table into a subquery with its projections and predicates
+pushed in. Then, top down:
+
+1. a query (or subquery) whose tables all live in one silo, that references nothing outside
+   itself, and that the silo's dialect and capabilities can express, becomes one fragment —
+   aggregates, ORDER BY and LIMIT go with it;
+2. otherwise each source is cut on its own (recursing into derived tables and subqueries), and
+   sources of the same silo that join each other (inner joins, or left joins whose preserved side
+   is in the group) merge into one fragment with their join conditions.
+
+What remains is the residual query over placeholders ``__f0``, ``__f1``, ... that the embedded
+engine runs over the fragments' Arrow results.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+from sqlglot.errors import ErrorLevel, SqlglotError
+
+from fed_assets.query.context import PlanContext
+
+# Join kinds that behave as inner joins for regrouping (conditions may move to WHERE).
+_INNER_KINDS = {"", "INNER", "CROSS"}
+
+
+def merge_same_silo(expression: exp.Expression, context: PlanContext) -> exp.Expression:
+    """Replace silo-local subtrees by fragment placeholders (see module docstring)."""
+    silo = pushable_silo(expression, context)
+    if silo is not None:
+        fragment_id = context.cut(silo, expression)
+        return exp.select("*").from_(exp.to_table(fragment_id))
+    _cut(expression, context)
+    return expression
+
+
+def pushable_silo(node: exp.Expression, context: PlanContext) -> str | None:
+    """The silo that can run all of ``node`` by itself, or None."""
+    tables = list(node.find_all(exp.Table))
+    silos = {t.args["db"].name for t in tables if t.args.get("db")}
+    if len(silos) != 1 or any(not t.args.get("db") for t in tables):
+        return None  # several silos, placeholders, or table functions
+    (silo_name,) = silos
+    silo = context.silos[silo_name]
+    if not _self_contained(node):
+        return None
+    needs = {
+        "join": any(s.args.get("joins") for s in node.find_all(exp.Select)),
+        "aggregate": any(node.find_all(exp.AggFunc)) or any(node.find_all(exp.Group)),
+        "order_by": any(node.find_all(exp.Order)),
+        "limit": any(node.find_all(exp.Limit)),
+        "filter": any(node.find_all(exp.Where)),
+    }
+    if any(need and not silo.supports(ability) for ability, need in needs.items()):
+        return None
+    try:
+        render(node, silo_name, context)
+    except SqlglotError:
+        return None  # something the silo's dialect cannot say: evaluate it above
+    return silo_name
+
+
+def render(tree: exp.Expression, silo_name: str, context: PlanContext) -> str:
+    """``tree`` as SQL in the silo's dialect, with the silo's own table and column spellings."""
+    silo = context.silos[silo_name]
+    tree = tree.copy()
+    tables: dict[str, tuple[str, str]] = {}
+    for table in list(tree.find_all(exp.Table)):
+        key = table.name
+        actual, _ = context.spelling[(silo_name, key)]
+        alias = table.alias_or_name
+        tables[alias] = (silo_name, key)
+        target = silo.table_expression(actual)
+        target.set("alias", exp.TableAlias(this=exp.to_identifier(alias, quoted=True)))
+        table.replace(target)
+    for column in tree.find_all(exp.Column):
+        owner = tables.get(column.table)
+        if owner is not None:
+            _, columns = context.spelling[owner]
+            column.set(
+                "this", exp.to_identifier(columns.get(column.name, column.name), quoted=True)
+            )
+    return tree.sql(dialect=silo.dialect, unsupported_level=ErrorLevel.RAISE, identify=True)
+
+
+def _self_contained(node: exp.Expression) -> bool:
+    """Whether every column reference in ``node`` points at a source defined inside it."""
+    defined = {
+        source.alias_or_name
+        for source in node.find_all(exp.Table, exp.Subquery)
+        if source.alias_or_name
+    }
+    return all(not c.table or c.table in defined for c in node.find_all(exp.Column))
+
+
+def _cut(node: exp.Expression, context: PlanContext) -> None:
+    if isinstance(node, exp.Subquery):
+        node = node.this
+    if isinstance(node, exp.SetOperation):
+        for side in (node.left, node.right):
+            _cut_child(side, context)
+        return
+    if not isinstance(node, exp.Select):
+        return
+    for source in _sources(node):
+        if isinstance(source, exp.Subquery):
+            _cut_child(source, context)
+        elif isinstance(source, exp.Table) and source.args.get("db"):
+            _cut_table(node, source, context)
+    for sub in _expression_subqueries(node):
+        _cut_child(sub, context)
+    _merge_components(node, context)
+
+
+def _cut_child(node: exp.Expression, context: PlanContext) -> None:
+    """Make ``node`` (a derived table, set-operation side or expression subquery) a fragment if
+    one silo can run it, else cut inside it."""
+    inner = node.this if isinstance(node, exp.Subquery) else node
+    silo = pushable_silo(inner, context)
+    if silo is None:
+        _cut(inner, context)
+        return
+    if isinstance(node, exp.Subquery) and isinstance(node.parent, (exp.From, exp.Join)):
+        fragment_id = context.cut(silo, inner)
+        alias = node.args.get("alias") or exp.TableAlias(this=exp.to_identifier(fragment_id))
+        placeholder = exp.to_table(fragment_id)
+        placeholder.set("alias", alias)
+        node.replace(placeholder)
+        return
+    fragment_id = context.cut(silo, inner.copy())
+    inner.replace(exp.select("*").from_(exp.to_table(fragment_id)))
+
+
+def _cut_table(select: exp.Select, table: exp.Table, context: PlanContext) -> None:
+    """A base table whose query cannot go to its silo whole: fetch only the columns used."""
+    alias = table.alias_or_name
+    used = sorted({c.name for c in select.find_all(exp.Column) if c.table == alias})
+    projections = [exp.column(c, table=alias, quoted=True).as_(c, quoted=True) for c in used]
+    tree = exp.select(*(projections or [exp.true().as_("__row")])).from_(table.copy())
+    fragment_id = context.cut(table.args["db"].name, tree)
+    placeholder = exp.to_table(fragment_id)
+    placeholder.set("alias", exp.TableAlias(this=exp.to_identifier(alias, quoted=True)))
+    table.replace(placeholder)
+
+
+def _sources(select: exp.Select) -> list[exp.Expression]:
+    from_ = select.args.get("from") or select.args.get("from_")
+    sources = [from_.this] if from_ else []
+    return sources + [join.this for join in select.args.get("joins") or []]
+
+
+def _expression_subqueries(select: exp.Select) -> list[exp.Expression]:
+    """Subqueries in the select list, WHERE, HAVING (not FROM/JOIN sources) of ``select``."""
+    found = []
+    for key in ("expressions", "where", "having", "qualify"):
+        value = select.args.get(key)
+        for part in value if isinstance(value, list) else [value]:
+            if part is None:
+                continue
+            for sub in part.find_all(exp.Select):
+                parent_select = sub.parent_select if sub.parent_select is not sub else None
+                enclosing = sub.parent
+                while enclosing is not None and not isinstance(enclosing, exp.Select):
+                    enclosing = enclosing.parent
+                if enclosing is select or parent_select is select:
+                    found.append(sub.parent if isinstance(sub.parent, exp.Subquery) else sub)
+    return found
+
+
+def _conjuncts(condition: exp.Expression | None) -> list[exp.Expression]:
+    if condition is None:
+        return []
+    return list(condition.flatten()) if isinstance(condition, exp.And) else [condition]
+
+
+def _is_inner(join: exp.Join) -> bool:
+    return not join.args.get("side") and (join.args.get("kind") or "").upper() in _INNER_KINDS
+
+
+def _refs(node: exp.Expression) -> set[str]:
+    return {c.table for c in node.find_all(exp.Column) if c.table}
+
+
+def _merge_components(select: exp.Select, context: PlanContext) -> None:
+    from_ = select.args.get("from") or select.args.get("from_")
+    joins = list(select.args.get("joins") or [])
+    if not from_ or not joins:
+        return
+    entries = [(from_.this, None)] + [(j.this, j) for j in joins]
+    silo_of: dict[str, str] = {}
+    for source, join in entries:
+        kind = "" if join is None else (join.args.get("kind") or "").upper()
+        side = "" if join is None else (join.args.get("side") or "").upper()
+        if isinstance(source, exp.Table) and source.name in context.cuts:
+            if join is None or (kind in _INNER_KINDS and not side) or side == "LEFT":
+                silo_of[source.alias_or_name] = context.cuts[source.name].silo
+
+    where = select.args.get("where")
+    inner_conditions = _conjuncts(where.this if where else None)
+    for _, join in entries[1:]:
+        if not join.args.get("side") and (join.args.get("kind") or "").upper() in _INNER_KINDS:
+            inner_conditions += _conjuncts(join.args.get("on"))
+
+    parent = {alias: alias for alias in silo_of}
+
+    def find(a: str) -> str:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    left_members: dict[str, exp.Join] = {}
+    for source, join in entries[1:]:
+        if (join.args.get("side") or "").upper() == "LEFT" and source.alias_or_name in silo_of:
+            left_members[source.alias_or_name] = join
+    inner_aliases = [a for a in silo_of if a not in left_members]
+    for cond in inner_conditions:
+        refs = _refs(cond)
+        if len(refs) >= 2 and refs <= set(inner_aliases):
+            silos = {silo_of[r] for r in refs}
+            if len(silos) == 1:
+                first, *rest = sorted(refs)
+                for other in rest:
+                    parent[find(other)] = find(first)
+    for alias, join in left_members.items():
+        others = _refs(join.args.get("on") or exp.true()) - {alias}
+        roots = {find(o) for o in others if o in inner_aliases}
+        if (
+            len(roots) == 1
+            and others <= set(inner_aliases)
+            and silo_of[next(iter(others))] == silo_of[alias]
+        ):
+            parent[alias] = roots.pop()
+
+    groups: dict[str, list[str]] = {}
+    for alias in silo_of:
+        groups.setdefault(find(alias), []).append(alias)
+    components = [members for members in groups.values() if len(members) >= 2]
+    for members in components:
+        _merge(select, members, left_members, context)
+
+
+def _merge(
+    select: exp.Select, members: list[str], left_members: dict[str, exp.Join], ctx: PlanContext
+) -> None:
+    """Replace ``members`` (placeholder aliases of one silo) by one merged fragment."""
+    member_set = set(members)
+    from_ = select.args.get("from") or select.args.get("from_")
+    entries = [(from_.this, None)] + [(j.this, j) for j in select.args.get("joins") or []]
+    order = [e for e in entries if e[0].alias_or_name in member_set]
+    inner = [e for e in order if e[0].alias_or_name not in left_members]
+    lefts = [e for e in order if e[0].alias_or_name in left_members]
+
+    # Conditions that only talk about members move into the fragment.
+    moved: list[exp.Expression] = []
+    leftover: list[exp.Expression] = []
+    where = select.args.get("where")
+    for cond in _conjuncts(where.this if where else None):
+        (moved if _refs(cond) and _refs(cond) <= member_set else leftover).append(cond)
+    for source, join in inner:
+        if join is None:
+            continue
+        for cond in _conjuncts(join.args.get("on")):
+            (moved if _refs(cond) and _refs(cond) <= member_set else leftover).append(cond)
+
+    silo = ctx.cuts[inner[0][0].name].silo
+    tree = exp.select()
+    for i, (source, _) in enumerate(inner):
+        derived = exp.Subquery(
+            this=ctx.cuts.pop(source.name).tree,
+            alias=exp.TableAlias(this=exp.to_identifier(source.alias_or_name, quoted=True)),
+        )
+        tree = tree.from_(derived) if i == 0 else tree.join(derived, join_type="CROSS")
+    for source, join in lefts:
+        derived = exp.Subquery(
+            this=ctx.cuts.pop(source.name).tree,
+            alias=exp.TableAlias(this=exp.to_identifier(source.alias_or_name, quoted=True)),
+        )
+        tree = tree.join(derived, on=join.args.get("on").copy(), join_type="LEFT")
+    if moved:
+        tree = tree.where(exp.and_(*[c.copy() for c in moved]))
+
+    # Rebuild the residual: the fragment takes its first member's place.
+    fragment_id = ctx.cut(silo, tree)
+    placeholder = exp.to_table(fragment_id)
+    placeholder.set("alias", exp.TableAlias(this=exp.to_identifier(fragment_id, quoted=True)))
+    new_entries: list[tuple[exp.Expression, exp.Join | None]] = []
+    placed = False
+    for source, join in entries:
+        if source.alias_or_name not in member_set:
+            new_entries.append((source, join))
+        elif not placed:
+            placed = True
+            new_entries.append(
+                (placeholder, None if join is None else exp.Join(this=placeholder, kind="CROSS"))
+            )
+    select.set("from", exp.From(this=new_entries[0][0]))
+    rest = []
+    for source, join in new_entries[1:]:
+        if join is None:
+            join = exp.Join(this=source, kind="CROSS")
+        elif _is_inner(join):  # inner joins become CROSS + WHERE (equivalent)
+            leftover += _conjuncts(join.args.get("on"))
+            join.set("on", None)
+            join.set("kind", "CROSS")
+        rest.append(join)
+    select.set("joins", rest or None)
+    select.set("where", exp.Where(this=exp.and_(*leftover)) if leftover else None)
+
+    # Columns the residual reads from members now come from the fragment.
+    outputs: dict[tuple[str, str], str] = {}
+    for column in list(select.find_all(exp.Column)):
+        if column.table in member_set:
+            name = f"{column.table}__{column.name}"
+            outputs[(column.table, column.name)] = name
+            column.replace(exp.column(name, table=fragment_id, quoted=True))
+    projections = [
+        exp.column(col, table=alias, quoted=True).as_(name, quoted=True)
+        for (alias, col), name in sorted(outputs.items())
+    ]
+    tree.set("expressions", projections or [exp.true().as_("__row")])

@@ -1,0 +1,64 @@
+"""Qualify every column with its table and expand stars, against the silos' schemas."""
+
+from __future__ import annotations
+
+import re
+
+from sqlglot import exp
+from sqlglot.errors import OptimizeError
+from sqlglot.optimizer.qualify import qualify
+from sqlglot.schema import MappingSchema
+
+from fed_assets.errors import QuerySyntaxError, UnknownColumnError
+from fed_assets.query.context import PlanContext
+
+_UNRESOLVED = re.compile(r"Column '([^']+)' could not be resolved(?: for table: '([^']+)')?")
+_UNKNOWN = re.compile(r"Unknown column: (\S+)")
+
+
+class AmbiguousColumnError(QuerySyntaxError):
+    """A column name that more than one table of the query has."""
+
+
+def qualify_columns(expression: exp.Expression, context: PlanContext) -> exp.Expression:
+    """sqlglot's ``qualify`` with its errors turned into ``FedAssetsError``s naming the column."""
+    schema = MappingSchema(context.schema, dialect="duckdb", normalize=False)
+    try:
+        return qualify(
+            expression,
+            schema=schema,
+            dialect="duckdb",
+            quote_identifiers=True,
+            identify=True,
+            validate_qualify_columns=True,
+        )
+    except OptimizeError as err:
+        raise translate(err, context) from None
+
+
+def translate(err: OptimizeError, context: PlanContext) -> Exception:
+    text = str(err)
+    match = _UNRESOLVED.search(text) or _UNKNOWN.search(text)
+    if not match:
+        return QuerySyntaxError("query", text.rstrip("."), "correct the SQL")
+    column = match.group(1).strip('"')
+    table = match.group(2) if match.re is _UNRESOLVED else None
+    owners = [
+        f"{silo}.{context.spelling[(silo, t)][0]}"
+        for silo, tables in context.schema.items()
+        for t, columns in tables.items()
+        if column.lower() in columns
+    ]
+    if len(owners) > 1 and table is None:
+        return AmbiguousColumnError(
+            f"column '{column}'",
+            f"it is ambiguous: {', '.join(owners)} all have it",
+            "qualify it with its table alias, e.g. t.column",
+        )
+    read = [f"{s}.{context.spelling[(s, t)][0]}" for s, ts in context.schema.items() for t in ts]
+    where = f"column '{column}'" + (f" of table alias '{table}'" if table else "")
+    return UnknownColumnError(
+        where,
+        "no table in the query has such a column" if not table else "that table has no such column",
+        f"check the spelling; the query reads {', '.join(read)}",
+    )
