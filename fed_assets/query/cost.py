@@ -95,7 +95,7 @@ def estimate_rows(node: exp.Expression, silo_name: str, context: PlanContext) ->
         return float(stats.rows if stats and stats.rows is not None else UNKNOWN_ROWS)
     if not isinstance(node, exp.Select):
         return 1.0
-    from_ = node.args.get("from") or node.args.get("from_")
+    from_ = node.args.get("from_")
     sources = ([from_.this] if from_ else []) + [j.this for j in node.args.get("joins") or []]
     source_rows = [estimate_rows(s, silo_name, context) for s in sources] or [1.0]
     rows = source_rows[0]
@@ -153,7 +153,7 @@ def row_width(tree: exp.Expression, silo_name: str, context: PlanContext) -> flo
 
 
 def _column_width(column: exp.Column, silo_name: str, context: PlanContext) -> float:
-    for (silo, table), schema in context.arrow.items():
+    for (silo, _table), schema in context.arrow.items():
         if silo == silo_name and column.name in {n.lower() for n in schema.names}:
             field = next(f for f in schema if f.name.lower() == column.name)
             return float(arrow_width(field.type))

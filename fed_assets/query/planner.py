@@ -25,11 +25,14 @@ from fed_assets.query.context import PlanContext, SchemaSource, live_schema
 from fed_assets.query.cost import estimate_fragment
 from fed_assets.query.model import FragmentPlan, Plan
 from fed_assets.query.rules.choose_semi_joins import choose_semi_joins
+from fed_assets.query.rules.derive_predicates import derive_predicates
 from fed_assets.query.rules.enforce_residency import enforce_residency
 from fed_assets.query.rules.inline_ctes import inline_ctes
 from fed_assets.query.rules.merge_same_silo import merge_same_silo, render
+from fed_assets.query.rules.push_limit import push_limit
 from fed_assets.query.rules.qualify_columns import qualify_columns
 from fed_assets.query.rules.resolve_tables import resolve_tables
+from fed_assets.query.rules.split_aggregates import split_aggregates
 from fed_assets.silo import SiloResource, first_error
 
 
@@ -47,9 +50,12 @@ RULES = (
     _isolate_tables,
     pushdown_projections,
     normalize,
+    derive_predicates,
     pushdown_predicates,
     pushdown_projections,  # again: columns only the pushed predicates used need not leave
     merge_same_silo,
+    push_limit,
+    split_aggregates,
     enforce_residency,
     choose_semi_joins,
 )

@@ -65,7 +65,7 @@ def test_four_silo_groups_with_lineage_to_demo_assets(demo):
 def test_observing_records_versions(demo):
     _, defs = demo
     instance = dg.DagsterInstance.ephemeral()
-    result = defs.get_job_def(OBSERVE_JOB).execute_in_process(instance=instance)
+    result = defs.resolve_job_def(OBSERVE_JOB).execute_in_process(instance=instance)
     assert result.success
     observed = {
         e.asset_key.to_user_string(): e.event_specific_data.asset_observation.data_version

@@ -62,7 +62,7 @@ def choose_semi_joins(expression: exp.Expression, context: PlanContext) -> exp.E
 
 def _inner_placeholders(select: exp.Select, context: PlanContext) -> dict[str, str]:
     """Alias → fragment id of the placeholders that ``select`` joins innerly."""
-    from_ = select.args.get("from") or select.args.get("from_")
+    from_ = select.args.get("from_")
     entries = ([(from_.this, None)] if from_ else []) + [
         (j.this, j) for j in select.args.get("joins") or []
     ]

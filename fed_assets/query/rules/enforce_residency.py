@@ -132,7 +132,7 @@ def _trace(node: exp.Expression, select: exp.Select, *, aggregated: bool) -> lis
 
 
 def _source_map(select: exp.Select) -> dict[str, exp.Expression]:
-    from_ = select.args.get("from") or select.args.get("from_")
+    from_ = select.args.get("from_")
     sources = ([from_.this] if from_ else []) + [j.this for j in select.args.get("joins") or []]
     return {s.alias_or_name: s for s in sources}
 

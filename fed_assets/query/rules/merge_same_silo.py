@@ -20,9 +20,7 @@ from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
 
 from fed_assets.query.context import PlanContext
-
-# Join kinds that behave as inner joins for regrouping (conditions may move to WHERE).
-_INNER_KINDS = {"", "INNER", "CROSS"}
+from fed_assets.query.tree import conjuncts, entries, is_inner, refs, set_from, where_conjuncts
 
 
 def merge_same_silo(expression: exp.Expression, context: PlanContext) -> exp.Expression:
@@ -103,7 +101,7 @@ def _cut(node: exp.Expression, context: PlanContext) -> None:
         return
     if not isinstance(node, exp.Select):
         return
-    for source in _sources(node):
+    for source, _ in entries(node):
         if isinstance(source, exp.Subquery):
             _cut_child(source, context)
         elif isinstance(source, exp.Table) and source.args.get("db"):
@@ -144,12 +142,6 @@ def _cut_table(select: exp.Select, table: exp.Table, context: PlanContext) -> No
     table.replace(placeholder)
 
 
-def _sources(select: exp.Select) -> list[exp.Expression]:
-    from_ = select.args.get("from") or select.args.get("from_")
-    sources = [from_.this] if from_ else []
-    return sources + [join.this for join in select.args.get("joins") or []]
-
-
 def _expression_subqueries(select: exp.Select) -> list[exp.Expression]:
     """Subqueries in the select list, WHERE, HAVING (not FROM/JOIN sources) of ``select``."""
     found = []
@@ -168,39 +160,20 @@ def _expression_subqueries(select: exp.Select) -> list[exp.Expression]:
     return found
 
 
-def _conjuncts(condition: exp.Expression | None) -> list[exp.Expression]:
-    if condition is None:
-        return []
-    return list(condition.flatten()) if isinstance(condition, exp.And) else [condition]
-
-
-def _is_inner(join: exp.Join) -> bool:
-    return not join.args.get("side") and (join.args.get("kind") or "").upper() in _INNER_KINDS
-
-
-def _refs(node: exp.Expression) -> set[str]:
-    return {c.table for c in node.find_all(exp.Column) if c.table}
-
-
 def _merge_components(select: exp.Select, context: PlanContext) -> None:
-    from_ = select.args.get("from") or select.args.get("from_")
-    joins = list(select.args.get("joins") or [])
-    if not from_ or not joins:
+    sources = entries(select)
+    if len(sources) < 2:
         return
-    entries = [(from_.this, None)] + [(j.this, j) for j in joins]
     silo_of: dict[str, str] = {}
-    for source, join in entries:
-        kind = "" if join is None else (join.args.get("kind") or "").upper()
-        side = "" if join is None else (join.args.get("side") or "").upper()
-        if isinstance(source, exp.Table) and source.name in context.cuts:
-            if join is None or (kind in _INNER_KINDS and not side) or side == "LEFT":
-                silo_of[source.alias_or_name] = context.cuts[source.name].silo
+    for source, join in sources:
+        mergeable = is_inner(join) or (join.args.get("side") or "").upper() == "LEFT"
+        if isinstance(source, exp.Table) and source.name in context.cuts and mergeable:
+            silo_of[source.alias_or_name] = context.cuts[source.name].silo
 
-    where = select.args.get("where")
-    inner_conditions = _conjuncts(where.this if where else None)
-    for _, join in entries[1:]:
-        if not join.args.get("side") and (join.args.get("kind") or "").upper() in _INNER_KINDS:
-            inner_conditions += _conjuncts(join.args.get("on"))
+    inner_conditions = where_conjuncts(select)
+    for _, join in sources[1:]:
+        if is_inner(join):
+            inner_conditions += conjuncts(join.args.get("on"))
 
     parent = {alias: alias for alias in silo_of}
 
@@ -211,20 +184,20 @@ def _merge_components(select: exp.Select, context: PlanContext) -> None:
         return a
 
     left_members: dict[str, exp.Join] = {}
-    for source, join in entries[1:]:
+    for source, join in sources[1:]:
         if (join.args.get("side") or "").upper() == "LEFT" and source.alias_or_name in silo_of:
             left_members[source.alias_or_name] = join
     inner_aliases = [a for a in silo_of if a not in left_members]
     for cond in inner_conditions:
-        refs = _refs(cond)
-        if len(refs) >= 2 and refs <= set(inner_aliases):
-            silos = {silo_of[r] for r in refs}
+        used = refs(cond)
+        if len(used) >= 2 and used <= set(inner_aliases):
+            silos = {silo_of[r] for r in used}
             if len(silos) == 1:
-                first, *rest = sorted(refs)
+                first, *rest = sorted(used)
                 for other in rest:
                     parent[find(other)] = find(first)
     for alias, join in left_members.items():
-        others = _refs(join.args.get("on") or exp.true()) - {alias}
+        others = refs(join.args.get("on") or exp.true()) - {alias}
         roots = {find(o) for o in others if o in inner_aliases}
         if (
             len(roots) == 1
@@ -246,23 +219,21 @@ def _merge(
 ) -> None:
     """Replace ``members`` (placeholder aliases of one silo) by one merged fragment."""
     member_set = set(members)
-    from_ = select.args.get("from") or select.args.get("from_")
-    entries = [(from_.this, None)] + [(j.this, j) for j in select.args.get("joins") or []]
-    order = [e for e in entries if e[0].alias_or_name in member_set]
+    sources = entries(select)
+    order = [e for e in sources if e[0].alias_or_name in member_set]
     inner = [e for e in order if e[0].alias_or_name not in left_members]
     lefts = [e for e in order if e[0].alias_or_name in left_members]
 
     # Conditions that only talk about members move into the fragment.
     moved: list[exp.Expression] = []
     leftover: list[exp.Expression] = []
-    where = select.args.get("where")
-    for cond in _conjuncts(where.this if where else None):
-        (moved if _refs(cond) and _refs(cond) <= member_set else leftover).append(cond)
-    for source, join in inner:
+    for cond in where_conjuncts(select):
+        (moved if refs(cond) and refs(cond) <= member_set else leftover).append(cond)
+    for _source, join in inner:
         if join is None:
             continue
-        for cond in _conjuncts(join.args.get("on")):
-            (moved if _refs(cond) and _refs(cond) <= member_set else leftover).append(cond)
+        for cond in conjuncts(join.args.get("on")):
+            (moved if refs(cond) and refs(cond) <= member_set else leftover).append(cond)
 
     silo = ctx.cuts[inner[0][0].name].silo
     tree = exp.select()
@@ -287,7 +258,7 @@ def _merge(
     placeholder.set("alias", exp.TableAlias(this=exp.to_identifier(fragment_id, quoted=True)))
     new_entries: list[tuple[exp.Expression, exp.Join | None]] = []
     placed = False
-    for source, join in entries:
+    for source, join in sources:
         if source.alias_or_name not in member_set:
             new_entries.append((source, join))
         elif not placed:
@@ -295,13 +266,13 @@ def _merge(
             new_entries.append(
                 (placeholder, None if join is None else exp.Join(this=placeholder, kind="CROSS"))
             )
-    select.set("from", exp.From(this=new_entries[0][0]))
+    set_from(select, new_entries[0][0])
     rest = []
     for source, join in new_entries[1:]:
         if join is None:
             join = exp.Join(this=source, kind="CROSS")
-        elif _is_inner(join):  # inner joins become CROSS + WHERE (equivalent)
-            leftover += _conjuncts(join.args.get("on"))
+        elif is_inner(join):  # inner joins become CROSS + WHERE (equivalent)
+            leftover += conjuncts(join.args.get("on"))
             join.set("on", None)
             join.set("kind", "CROSS")
         rest.append(join)

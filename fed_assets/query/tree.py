@@ -1,0 +1,43 @@
+"""Small helpers over sqlglot trees that several planner rules share."""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+# Join kinds that behave as inner joins (their ON conditions may move to WHERE).
+INNER_KINDS = frozenset({"", "INNER", "CROSS"})
+
+
+def entries(select: exp.Select) -> list[tuple[exp.Expression, exp.Join | None]]:
+    """The FROM source (with ``None``) and each joined source with its join, in order."""
+    from_ = select.args.get("from_")
+    head = [(from_.this, None)] if from_ else []
+    return head + [(j.this, j) for j in select.args.get("joins") or []]
+
+
+def set_from(select: exp.Select, source: exp.Expression) -> None:
+    select.set("from_", exp.From(this=source))
+
+
+def is_inner(join: exp.Join | None) -> bool:
+    """Whether a join (``None`` for the FROM source) is an inner or cross join."""
+    if join is None:
+        return True
+    return not join.args.get("side") and (join.args.get("kind") or "").upper() in INNER_KINDS
+
+
+def conjuncts(condition: exp.Expression | None) -> list[exp.Expression]:
+    """The AND-ed parts of a condition."""
+    if condition is None:
+        return []
+    return list(condition.flatten()) if isinstance(condition, exp.And) else [condition]
+
+
+def where_conjuncts(select: exp.Select) -> list[exp.Expression]:
+    where = select.args.get("where")
+    return conjuncts(where.this if where else None)
+
+
+def refs(node: exp.Expression) -> set[str]:
+    """Table aliases the columns in ``node`` refer to."""
+    return {c.table for c in node.find_all(exp.Column) if c.table}
