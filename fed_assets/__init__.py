@@ -22,6 +22,8 @@ from fed_assets.errors import (
     UnknownSiloError,
     UnknownTableError,
 )
+from fed_assets.query import PolicyViolation, QueryResult, explain, query
+from fed_assets.query.asset import federated_asset
 from fed_assets.silo import (
     Capabilities,
     ColumnStats,
@@ -67,6 +69,8 @@ __all__ = [
     "CorruptDataError",
     "EmptyTableError",
     "FedAssetsError",
+    "PolicyViolation",
+    "QueryResult",
     "QuerySyntaxError",
     "ReadOnlyViolation",
     "SILO_KINDS",
@@ -82,6 +86,9 @@ __all__ = [
     "UnknownSiloError",
     "UnknownTableError",
     "build_definitions",
+    "explain",
+    "federated_asset",
+    "query",
     "silo_from_config",
     "silos_from_yaml",
     "table_asset_key",

@@ -240,7 +240,17 @@ def arrow_schema_of(table: CatalogTable) -> pa.Schema:
     return pa.schema([(n, _parse_arrow(t)) for n, t in table.columns])
 
 
+_DECIMAL = re.compile(r"decimal(?:128|256)?\((\d+),\s*(-?\d+)\)")
+_TIMESTAMP_TZ = re.compile(r"timestamp\[(s|ms|us|ns), tz=([^\]]+)\]")
+
+
 def _parse_arrow(name: str) -> pa.DataType:
+    """An Arrow type from its ``str()`` form; types without an alias parsed here, else string."""
+    if match := _DECIMAL.fullmatch(name):
+        precision, scale = int(match[1]), int(match[2])
+        return (pa.decimal128 if precision <= 38 else pa.decimal256)(precision, scale)
+    if match := _TIMESTAMP_TZ.fullmatch(name):
+        return pa.timestamp(match[1], tz=match[2])
     try:
         return pa.type_for_alias(name)
     except ValueError:

@@ -24,6 +24,7 @@ from fed_assets.errors import QuerySyntaxError, ReadOnlyViolation
 from fed_assets.query.context import PlanContext, SchemaSource, live_schema
 from fed_assets.query.cost import estimate_fragment
 from fed_assets.query.model import FragmentPlan, Plan
+from fed_assets.query.rules.check_join_types import check_join_types
 from fed_assets.query.rules.choose_semi_joins import choose_semi_joins
 from fed_assets.query.rules.derive_predicates import derive_predicates
 from fed_assets.query.rules.enforce_residency import enforce_residency
@@ -54,6 +55,7 @@ RULES = (
     pushdown_predicates,
     pushdown_projections,  # again: columns only the pushed predicates used need not leave
     merge_same_silo,
+    check_join_types,
     push_limit,
     split_aggregates,
     enforce_residency,

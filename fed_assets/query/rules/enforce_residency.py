@@ -111,11 +111,12 @@ def exported_columns(tree: exp.Expression) -> list[Exported]:
         selects = [s for s in (tree.left, tree.right)]
     for select in selects:
         for projection in select.expressions:
-            out.extend(_trace(projection, select, aggregated=False))
+            out.extend(trace(projection, select, aggregated=False))
     return out
 
 
-def _trace(node: exp.Expression, select: exp.Select, *, aggregated: bool) -> list[Exported]:
+def trace(node: exp.Expression, select: exp.Select, *, aggregated: bool) -> list[Exported]:
+    """The base columns an expression of ``select`` is computed from, through derived tables."""
     out = []
     sources = _source_map(select)
     for column in node.find_all(exp.Column):
@@ -127,7 +128,7 @@ def _trace(node: exp.Expression, select: exp.Select, *, aggregated: bool) -> lis
             inner = source.this
             for projection in inner.expressions:
                 if projection.alias_or_name == column.name:
-                    out.extend(_trace(projection, inner, aggregated=inside))
+                    out.extend(trace(projection, inner, aggregated=inside))
     return out
 
 

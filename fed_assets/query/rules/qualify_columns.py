@@ -24,7 +24,7 @@ def qualify_columns(expression: exp.Expression, context: PlanContext) -> exp.Exp
     """sqlglot's ``qualify`` with its errors turned into ``FedAssetsError``s naming the column."""
     schema = MappingSchema(context.schema, dialect="duckdb", normalize=False)
     try:
-        return qualify(
+        qualified = qualify(
             expression,
             schema=schema,
             dialect="duckdb",
@@ -34,6 +34,15 @@ def qualify_columns(expression: exp.Expression, context: PlanContext) -> exp.Exp
         )
     except OptimizeError as err:
         raise translate(err, context) from None
+    names = [n.lower() for n in qualified.named_selects]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise QuerySyntaxError(
+            "query",
+            f"duplicate output column '{duplicates[0]}': a result cannot hold two columns of one name",
+            f"give each an alias, e.g. ... AS {duplicates[0]}_2",
+        )
+    return qualified
 
 
 def translate(err: OptimizeError, context: PlanContext) -> Exception:

@@ -1,0 +1,365 @@
+"""``federated_asset``: one federated SQL query as a Dagster asset, checked when the code loads.
+
+At definition time the SQL is planned against the catalog snapshot (tables, schemas, row counts)
+through stand-ins for the silos that never contact them, so a bad query fails when the code
+location loads and one silo being down never blanks the UI. At materialisation the same SQL,
+narrowed to the run's partition, is planned and run against the live silo resources, and the
+plan, the fragments and what moved where are recorded as metadata.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+from sqlglot import exp
+
+from fed_assets.catalog import Catalog, CatalogTable, arrow_schema_of, table_asset_key
+from fed_assets.errors import (
+    ConfigurationError,
+    FedAssetsError,
+    UnknownColumnError,
+    UnknownTableError,
+)
+from fed_assets.query import _with_policy, query
+from fed_assets.query.explain import fragments_markdown
+from fed_assets.query.model import Plan, QueryResult
+from fed_assets.query.planner import parse_query, plan
+from fed_assets.silo import SiloPolicy, SiloResource, TablePolicy, TableStats
+from io_managers.silo import keys_condition, window_condition
+
+# The kind every federated asset carries: the residual query runs in an embedded DuckDB.
+ENGINE_KIND = "duckdb"
+
+
+@dataclass(frozen=True)
+class Validated:
+    """What planning against the catalog snapshot learned about a query.
+
+    Attributes:
+        plan: the plan made from the snapshot (estimates from its row counts).
+        tables: (silo, table as the catalog spells it) for every silo table the query reads.
+    """
+
+    plan: Plan
+    tables: tuple[tuple[str, str], ...]
+
+    @property
+    def silos(self) -> tuple[str, ...]:
+        return tuple(sorted({silo for silo, _ in self.tables}))
+
+
+def federated_asset(
+    name: str,
+    sql: str,
+    *,
+    catalog: Catalog,
+    group_name: str | None = None,
+    partitions_def: dg.PartitionsDefinition | None = None,
+    partition_columns: Mapping[str, str] | None = None,
+    engine_region: str | None = None,
+    policy: Mapping[str, SiloPolicy | TablePolicy] | None = None,
+    description: str | None = None,
+    **asset_kwargs: Any,
+) -> dg.AssetsDefinition:
+    """An asset whose value is the result of federated ``sql`` over the catalog's silos.
+
+    Args:
+        name: asset name.
+        sql: one SELECT naming tables as ``silo.table`` (DuckDB dialect).
+        catalog: the silos and the snapshot of their tables; the query is checked against it
+            without contacting any silo.
+        partitions_def: partitions of the asset; each run reads only its partition of the tables
+            named in ``partition_columns``.
+        partition_columns: ``"silo.table"`` → the column holding the partition (a timestamp for
+            time windows, the key for static partitions); the condition is pushed into the silo.
+        engine_region: where the embedded engine runs (residency checks use it).
+        policy: extra residency rules by ``"silo"`` or ``"silo.table"``.
+        asset_kwargs: passed on to ``dagster.asset`` (``kinds``, ``metadata`` and
+            ``required_resource_keys`` are merged with the derived ones).
+
+    Raises:
+        FedAssetsError: the SQL does not parse, names an unknown silo, table or column, breaks a
+            residency policy, or ``partition_columns`` does not fit the query.
+    """
+    validated = validate(sql, catalog, engine_region=engine_region, policy=policy)
+    targets = _partition_targets(name, validated, catalog, partitions_def, partition_columns)
+    silo_names = validated.silos
+    kinds = {catalog.silos[s].kind for s in silo_names} | {ENGINE_KIND}
+    kinds |= set(asset_kwargs.pop("kinds", None) or ())
+    metadata = {
+        "fed/sql": dg.MetadataValue.md(f"```sql\n{sql.strip()}\n```"),
+        "fed/silos": ", ".join(silo_names),
+        "fed/engine_region": engine_region or "unset",
+        **(asset_kwargs.pop("metadata", None) or {}),
+    }
+    resource_keys = set(silo_names) | set(asset_kwargs.pop("required_resource_keys", None) or ())
+    deps = [table_asset_key(s, t) for s, t in validated.tables]
+    deps += list(asset_kwargs.pop("deps", None) or ())
+    read = ", ".join(f"`{s}.{t}`" for s, t in validated.tables)
+
+    @dg.asset(
+        name=name,
+        deps=deps,
+        group_name=group_name,
+        partitions_def=partitions_def,
+        required_resource_keys=resource_keys,
+        kinds=kinds,
+        description=description or f"Federated query over {read}.",
+        metadata=metadata,
+        **asset_kwargs,
+    )
+    def _federated(context: dg.AssetExecutionContext) -> dg.Output[pa.Table]:
+        silos = {s: getattr(context.resources, s) for s in silo_names}
+        filters = {table: _run_condition(context, column) for table, column in targets.items()}
+        run_sql = partition_filtered(sql, {k: v for k, v in filters.items() if v is not None})
+        result = query(run_sql, silos, policy=policy, engine_region=engine_region)
+        context.log.info(
+            f"{result.table.num_rows:,} rows from {len(result.fragments)} fragment(s); "
+            f"moved {result.bytes_moved:,} bytes"
+        )
+        return dg.Output(result.table, metadata=run_metadata(result))
+
+    return _federated
+
+
+def validate(
+    sql: str,
+    catalog: Catalog,
+    *,
+    engine_region: str | None = None,
+    policy: Mapping[str, SiloPolicy | TablePolicy] | None = None,
+) -> Validated:
+    """Plan ``sql`` against the catalog snapshot, never contacting a silo.
+
+    Raises:
+        FedAssetsError: whatever planning finds wrong (syntax, silo, table, column, policy).
+    """
+    snapshot: dict[str, dict[str, CatalogTable]] = {}
+    for table in catalog.tables():
+        snapshot.setdefault(table.silo, {})[table.table] = table
+    for key in policy or {}:
+        if key.partition(".")[0] not in catalog.silos:
+            raise ConfigurationError(
+                f"policy '{key}'",
+                "it names no configured silo",
+                f"key policies by 'silo' or 'silo.table'; silos: {', '.join(catalog.silos)}",
+            )
+    stand_ins = {
+        name: SnapshotSilo(silo, snapshot.get(name, {}))
+        for name, silo in _with_policy(catalog.silos, policy).items()
+    }
+    read: list[tuple[str, str]] = []
+
+    def schema_source(silo: SiloResource, table: str) -> pa.Schema:
+        read.append((silo.name, table))
+        return silo.schema(table)
+
+    planned = plan(sql, stand_ins, engine_region=engine_region, schema_source=schema_source)
+    return Validated(plan=planned, tables=tuple(sorted(set(read))))
+
+
+class SnapshotSilo:
+    """A silo as the catalog snapshot records it, for planning at load time.
+
+    Configuration (name, region, policy, dialect, capabilities, prices) comes from the real
+    resource; the table list, schemas and row counts from the snapshot. Nothing here contacts the
+    silo: ``version`` reports no fingerprint (so the cost model caches nothing) and ``scan``
+    refuses.
+    """
+
+    def __init__(self, silo: SiloResource, tables: Mapping[str, CatalogTable]):
+        self._silo = silo
+        self._tables = dict(tables)
+
+    def __getattr__(self, attribute: str) -> Any:
+        if attribute.startswith("_"):  # never delegate private state (or recurse before init)
+            raise AttributeError(attribute)
+        return getattr(self._silo, attribute)
+
+    def tables(self) -> list[str]:
+        return sorted(self._tables)
+
+    def require_table(self, table: str) -> str:
+        if table in self._tables:
+            return table
+        lowered = {t.lower(): t for t in self._tables}
+        if table.lower() in lowered:
+            return lowered[table.lower()]
+        shown = ", ".join(sorted(self._tables)[:20])
+        raise UnknownTableError(
+            f"silo '{self._silo.name}', table '{table}'",
+            "the catalog snapshot has no such table"
+            if shown
+            else "the catalog snapshot has no tables of this silo (it could not be read)",
+            f"use one of: {shown}; if the table is new, refresh the snapshot "
+            "(`fed-assets catalog refresh` or the refresh_catalog_snapshot job)"
+            if shown
+            else "make the silo reachable and refresh the snapshot (`fed-assets catalog refresh`)",
+        )
+
+    def schema(self, table: str) -> pa.Schema:
+        return arrow_schema_of(self._tables[self.require_table(table)])
+
+    cached_schema = schema
+
+    def stats(self, table: str) -> TableStats:
+        return TableStats(rows=self._tables[self.require_table(table)].rows, bytes=None)
+
+    def version(self, table: str):
+        raise FedAssetsError(
+            f"silo '{self._silo.name}', table '{table}'",
+            "a catalog snapshot has no change fingerprint",
+            "plan against the live silo for versioned statistics",
+        )
+
+    def scan(self, sql: str) -> pa.RecordBatchReader:
+        raise ConfigurationError(
+            f"silo '{self._silo.name}'",
+            "a catalog-snapshot stand-in cannot run queries",
+            "run the query with the live silo resources",
+        )
+
+
+def partition_filtered(sql: str, conditions: Mapping[str, exp.Expression]) -> str:
+    """``sql`` with every reference to a table in ``conditions`` (``"silo.table"``, any case)
+    replaced by ``(SELECT * FROM silo.table WHERE condition) AS <alias>``; the planner pushes the
+    condition into the silo."""
+    if not conditions:
+        return sql
+    wanted = {k.lower(): v for k, v in conditions.items()}
+    tree = parse_query(sql)
+    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    for table in list(tree.find_all(exp.Table)):
+        parts = [p.name for p in table.parts]
+        if len(parts) < 2 and parts and parts[0].lower() in ctes:
+            continue
+        condition = wanted.get(".".join(parts).lower())
+        if condition is None:
+            continue
+        bare = table.copy()
+        bare.set("alias", None)
+        alias = table.args.get("alias") or exp.TableAlias(this=exp.to_identifier(parts[-1]))
+        inner = exp.select("*").from_(bare).where(condition.copy())
+        table.replace(exp.Subquery(this=inner, alias=alias.copy()))
+    return tree.sql(dialect="duckdb")
+
+
+def run_metadata(result: QueryResult) -> dict[str, Any]:
+    """Dagster metadata for one federated run: plan, fragments, movement, residency, timings."""
+    by_silo: dict[str, dict[str, int]] = {}
+    for f in result.fragments:
+        moved = by_silo.setdefault(f.silo, {"fragments": 0, "rows": 0, "bytes": 0})
+        moved["fragments"] += 1
+        moved["rows"] += f.rows
+        moved["bytes"] += f.bytes
+    audit: dict[tuple[str, str, str, str], int] = {}
+    for f in result.fragments:
+        route = (f.silo, f.source_region, f.destination_region, f.rule)
+        audit[route] = audit.get(route, 0) + f.bytes
+    metadata: dict[str, Any] = {
+        "plan": dg.MetadataValue.md(f"```\n{result.explain()}\n```"),
+        "fragments": dg.MetadataValue.md(fragments_markdown(result)),
+        "fragment sql": dg.MetadataValue.md(
+            "\n\n".join(f"**{f.id}** ({f.silo})\n```sql\n{f.sql}\n```" for f in result.fragments)
+        ),
+        "moved by silo": dg.MetadataValue.md(
+            "\n".join(
+                [
+                    "| silo | fragments | rows | bytes |",
+                    "|---|---:|---:|---:|",
+                    *(
+                        f"| {s} | {m['fragments']} | {m['rows']:,} | {m['bytes']:,} |"
+                        for s, m in sorted(by_silo.items())
+                    ),
+                ]
+            )
+        ),
+        "rows estimated vs actual": dg.MetadataValue.json(
+            [
+                {"fragment": f.id, "silo": f.silo, "estimated": round(f.est_rows), "actual": f.rows}
+                for f in result.fragments
+            ]
+        ),
+        "residency audit": dg.MetadataValue.md(
+            "\n".join(
+                [
+                    "| source silo | source region | destination region | bytes | allowed by |",
+                    "|---|---|---|---:|---|",
+                    *(
+                        f"| {s} | {src} | {dst} | {n:,} | {rule} |"
+                        for (s, src, dst, rule), n in sorted(audit.items())
+                    ),
+                ]
+            )
+        ),
+        "seconds by stage": dg.MetadataValue.json(
+            {stage: round(s, 4) for stage, s in result.stage_seconds.items()}
+        ),
+        "bytes moved": result.bytes_moved,
+        "dagster/row_count": result.table.num_rows,
+        "dagster/column_schema": dg.TableSchema(
+            columns=[dg.TableColumn(name=f.name, type=str(f.type)) for f in result.table.schema]
+        ),
+    }
+    for silo, moved in sorted(by_silo.items()):
+        metadata[f"rows moved/{silo}"] = moved["rows"]
+        metadata[f"bytes moved/{silo}"] = moved["bytes"]
+    return metadata
+
+
+def _partition_targets(
+    name: str,
+    validated: Validated,
+    catalog: Catalog,
+    partitions_def: dg.PartitionsDefinition | None,
+    partition_columns: Mapping[str, str] | None,
+) -> dict[str, str]:
+    """``partition_columns`` checked against the query and the snapshot: ``silo.table`` → column."""
+    if not partition_columns:
+        return {}
+    if partitions_def is None:
+        raise ConfigurationError(
+            f"asset '{name}'",
+            "partition_columns is set but partitions_def is not",
+            "pass partitions_def, or drop partition_columns",
+        )
+    if isinstance(partitions_def, dg.MultiPartitionsDefinition):
+        raise ConfigurationError(
+            f"asset '{name}'",
+            "multi-dimensional partitions cannot become one column predicate",
+            "use a time-window, static or dynamic partitions definition",
+        )
+    read = {f"{s}.{t}".lower(): (s, t) for s, t in validated.tables}
+    columns = {(t.silo, t.table): t.columns for t in catalog.tables()}
+    targets = {}
+    for key, column in partition_columns.items():
+        if key.lower() not in read:
+            raise ConfigurationError(
+                f"asset '{name}', partition_columns key '{key}'",
+                "the query does not read that table",
+                "key partition_columns by a table the query reads: "
+                + ", ".join(f"{s}.{t}" for s, t in read.values()),
+            )
+        silo, table = read[key.lower()]
+        names = [c for c, _ in columns[(silo, table)]]
+        if column not in names and column.lower() not in {n.lower() for n in names}:
+            raise UnknownColumnError(
+                f"asset '{name}', partition column '{column}' of {silo}.{table}",
+                "the table has no such column",
+                f"use one of: {', '.join(names)}",
+            )
+        targets[f"{silo}.{table}"] = column
+    return targets
+
+
+def _run_condition(context: dg.AssetExecutionContext, column: str) -> exp.Expression | None:
+    """The run's partition as a condition on ``column``; None for an unpartitioned run."""
+    if not (context.has_partition_key or context.has_partition_key_range):
+        return None
+    if isinstance(context.assets_def.partitions_def, dg.TimeWindowPartitionsDefinition):
+        return window_condition(column, context.partition_time_window)
+    return keys_condition(column, context.partition_keys)
