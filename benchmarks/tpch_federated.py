@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import math
 import shutil
@@ -55,6 +56,8 @@ TARGET_FED_VS_COLOCATED = 1.5
 TARGET_COPY_VS_FED = 5.0
 TARGET_BYTES_SHARE = 0.05
 TARGET_PLANNING_MS = 100.0
+# Fragment SQL in the plans file is cut here: semi-join key lists run to hundreds of kilobytes.
+PLAN_SQL_CHARS = 2000
 
 
 @dataclass
@@ -123,7 +126,11 @@ def federated_api() -> tuple[Callable | None, str]:
 
 
 def run_federated(
-    rows: list[Row], silos: list[SiloResource], placement: Mapping[str, str], repeats: int
+    rows: list[Row],
+    silos: list[SiloResource],
+    placement: Mapping[str, str],
+    repeats: int,
+    timeout_s: float,
 ) -> str:
     """Run every query through ``fed_assets.query``; returns why not when the API is missing."""
     fn, why = federated_api()
@@ -131,13 +138,21 @@ def run_federated(
         for row in rows:
             row.runs["federated"] = Outcome(error="n/a")
         return why
+    try:  # a per-query time limit where the API takes one
+        options = (
+            {"timeout_s": timeout_s} if "timeout_s" in inspect.signature(fn).parameters else {}
+        )
+    except (TypeError, ValueError):
+        options = {}
     for row in rows:
         try:
             sql = row.query.federated(placement)
         except Exception as err:
             row.runs["federated"] = Outcome(error=_error_text(err))
             continue
-        outcome, result = measure(lambda sql=sql: fn(sql, silos), repeats=repeats, warmup=True)
+        outcome, result = measure(
+            lambda sql=sql: fn(sql, silos, **options), repeats=repeats, warmup=True
+        )
         if result is not None:
             outcome.table = result.table
             outcome.extra = {
@@ -395,7 +410,7 @@ def summarise(rows: list[Row], table_bytes: dict[str, int]) -> tuple[list[str], 
         f"({ran['colocated']}/{n}), federated {fmt(geo['federated'])} ({ran['federated']}/{n}), "
         f"peer {fmt(geo['peer'])} ({ran['peer']}/{n}), copy-then-query {fmt(geo['copy'])} "
         f"({ran['copy']}/{n}).",
-        f"Total seconds: "
+        "Total seconds: "
         + ", ".join(
             f"{label} {sum(o.seconds for o in runs(e) if o.seconds):.2f}"
             for e, label in zip(
@@ -405,8 +420,12 @@ def summarise(rows: list[Row], table_bytes: dict[str, int]) -> tuple[list[str], 
         + ".",
         f"Equal to co-located: federated {fed_equal}/{n}, peer {peer_equal}/{n}, "
         f"copy-then-query {copy_equal}/{n}.",
-        f"Bytes moved: {_mb(moved) or '0'} MB of a naive pull of {_mb(naive) or '0'} MB"
-        + (f" ({100 * share:.2f}%)." if share is not None else "."),
+        (
+            f"Bytes moved: {_mb(moved)} MB of a naive pull of {_mb(naive)} MB ({100 * share:.2f}%)."
+            if share is not None
+            else "Bytes moved: n/a (no federated run reported them); naive pull of all queries "
+            f"{_mb(sum(sum(table_bytes.get(t, 0) for t in r.query.tables) for r in rows))} MB."
+        ),
         "",
         "| target (SF1) | value | verdict |",
         "|---|---|---|",
@@ -446,17 +465,21 @@ def render_plans(rows: list[Row]) -> str:
         if fed is None or not fed.extra:
             continue
         out += [
-            f"## {row.query.name} — planning {fed.extra.get('planning_ms')} ms, "
-            f"{fed.extra.get('bytes_moved')} bytes moved",
+            f"## {row.query.name} — planning {_num(fed.extra.get('planning_ms'), 1)} ms, "
+            f"{_num(fed.extra.get('bytes_moved'))} bytes moved, best {_num(fed.seconds, 3)} s",
             "",
         ]
         for f in fed.extra.get("fragments", []):
+            sql = str(f["sql"])
+            if len(sql) > PLAN_SQL_CHARS:
+                sql = sql[:PLAN_SQL_CHARS] + f" … ({len(sql):,} characters)"
             out += [
-                f"- `{f['silo']}`: {f['rows']} rows (est. {f['est_rows']}), {f['bytes']} bytes "
-                f"(est. {f['est_bytes']}), {f['seconds']} s",
+                f"- `{f['silo']}`: {_num(f['rows'])} rows (est. {_num(f['est_rows'])}), "
+                f"{_num(f['bytes'])} bytes (est. {_num(f['est_bytes'])}), "
+                f"{_num(f['seconds'], 3)} s",
                 "",
                 "  ```sql",
-                *(f"  {line}" for line in str(f["sql"]).splitlines()),
+                *(f"  {line}" for line in sql.splitlines()),
                 "  ```",
             ]
         out.append("")
@@ -475,7 +498,10 @@ def main() -> None:
     parser.add_argument("--skip-peer", action="store_true", help="leave out DuckDB 1.5.5 ATTACH")
     parser.add_argument("--skip-copy", action="store_true", help="leave out copy-then-query")
     parser.add_argument(
-        "--timeout", type=float, default=600.0, help="seconds per peer query before it is stopped"
+        "--timeout",
+        type=float,
+        default=600.0,
+        help="seconds per query before it is stopped (peer; federated where the API takes it)",
     )
     args = parser.parse_args()
 
@@ -529,7 +555,9 @@ def main() -> None:
                     row.runs["copy"] = Outcome(error=silo_error)
             fed_note, table_bytes = silo_error, {}
         else:
-            fed_note = run_federated(rows, list(silos.values()), placement, args.repeats)
+            fed_note = run_federated(
+                rows, list(silos.values()), placement, args.repeats, args.timeout
+            )
             if not args.skip_copy:
                 run_copy(rows, silos, placement, args.copy_repeats)
             table_bytes = naive_bytes(rows, silos, placement)
@@ -541,9 +569,7 @@ def main() -> None:
         f"TPC-H SF{label} across silos ({_placement_text(placement)}); best of {args.repeats} "
         f"after a warm-up; co-located = DuckDB {duckdb.__version__}, peer = DuckDB 1.5.5 ATTACH"
     )
-    report, raw = render(
-        rows, title=title, setup=setup, table_bytes=table_bytes, fed_note=fed_note
-    )
+    report, raw = render(rows, title=title, setup=setup, table_bytes=table_bytes, fed_note=fed_note)
     print(report)
     data.OUT.mkdir(parents=True, exist_ok=True)
     (data.OUT / f"tpch_sf{label}.md").write_text(report)
@@ -580,8 +606,15 @@ def _fragment(fragment: Any) -> dict[str, Any]:
     }
 
 
+def _num(value: Any, digits: int = 0) -> str:
+    """A number for humans (thousands separated), or "?" when unknown."""
+    if not isinstance(value, int | float):
+        return "?"
+    return f"{value:,.{digits}f}"
+
+
 def _mb(nbytes: int | None) -> str:
-    return "" if nbytes is None else f"{nbytes / 1e6:.2f}"
+    return "" if nbytes is None else f"{nbytes / 1e6:.3f}"
 
 
 def _error_text(err: BaseException) -> str:

@@ -50,7 +50,9 @@ def compare(
     def sort_key(row: tuple) -> tuple:
         return tuple(_sort_value(row[j], approx[j]) for j in order)
 
-    for i, (a, b) in enumerate(zip(sorted(left, key=sort_key), sorted(right, key=sort_key), strict=True)):
+    for i, (a, b) in enumerate(
+        zip(sorted(left, key=sort_key), sorted(right, key=sort_key), strict=True)
+    ):
         for j, name in enumerate(got):
             if not _same(a[j], b[j]):
                 return f"values differ (row {i} sorted), column {name}: expected {a[j]!r}, got {b[j]!r}"

@@ -282,8 +282,6 @@ def _sqlite_values(column: pa.Array) -> list:
     kind = column.type
     if pa.types.is_decimal(kind):
         column = column.cast(pa.float64())
-    elif pa.types.is_date(kind):
-        column = column.cast(pa.string())
-    elif pa.types.is_string_view(kind):
+    elif pa.types.is_date(kind) or pa.types.is_string_view(kind):
         column = column.cast(pa.string())
     return column.to_pylist()
