@@ -1,13 +1,18 @@
-"""The ``fed-assets`` command line: seed the demo silos, refresh the catalog snapshot."""
+"""The ``fed-assets`` command line: seed the demo, refresh the catalog, run and explain queries."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
 
-from fed_assets.errors import FedAssetsError
+from fed_assets.errors import ConfigurationError, FedAssetsError
+
+# Rows the `table` format prints; the full result goes to --output or csv/json.
+TABLE_MAX_ROWS = 50
+FORMATS = ("table", "csv", "json")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,10 +35,29 @@ def main(argv: list[str] | None = None) -> int:
     refresh.add_argument("--silos", type=Path, help="YAML file of silos (default: the demo's)")
     refresh.add_argument("--snapshot", type=Path, help="snapshot file to write")
 
+    run = sub.add_parser("query", help="run a federated SQL query over the silos")
+    explain = sub.add_parser("explain", help="show the plan of a federated query; runs nothing")
+    for p in (run, explain):
+        p.add_argument("sql", help="SQL naming tables as silo.table, or @file.sql")
+        p.add_argument("--silos", type=Path, help="YAML file of silos (default: the demo's)")
+        p.add_argument("--engine-region", help="region the embedded engine runs in")
+    run.add_argument("--format", choices=FORMATS, default="table", help="output format")
+    run.add_argument("--output", type=Path, help="write the result to this file")
+    run.add_argument(
+        "--max-rows",
+        type=int,
+        default=TABLE_MAX_ROWS,
+        help=f"rows the table format shows (default {TABLE_MAX_ROWS})",
+    )
+
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
             return _seed(args)
+        if args.command == "query":
+            return _query(args)
+        if args.command == "explain":
+            return _explain(args)
         return _refresh(args)
     except FedAssetsError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -66,6 +90,130 @@ def _refresh(args: argparse.Namespace) -> int:
     for name, result in outcome.items():
         print(f"{name}: {result}")
     return 0 if all(r == "ok" for r in outcome.values()) else 1
+
+
+def _silos(path: Path | None):
+    """Silos from a YAML file (environment variables read now), else the demo's on local disk."""
+    from fed_assets.config import silos_from_yaml
+    from fed_assets.demo.generate import DemoPaths, default_data_dir
+    from fed_assets.demo.silos import embedded_silos
+
+    if path is not None:
+        return silos_from_yaml(path, resolve_env=True)
+    return embedded_silos(DemoPaths(default_data_dir()))
+
+
+def _sql_text(arg: str) -> str:
+    """The SQL itself, or the contents of the file named after an '@'."""
+    if not arg.startswith("@"):
+        return arg
+    path = Path(arg[1:])
+    try:
+        return path.read_text()
+    except OSError as err:
+        raise ConfigurationError(
+            f"SQL file {path}", f"it cannot be read ({err.strerror})", "check the path after '@'"
+        ) from None
+
+
+def _explain(args: argparse.Namespace) -> int:
+    # plan().explain(), not fed_assets.query.explain: the explain.py module shadows that name.
+    from fed_assets.query.planner import plan
+
+    planned = plan(_sql_text(args.sql), _silos(args.silos), engine_region=args.engine_region)
+    print(planned.explain())
+    return 0
+
+
+def _query(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from fed_assets.query import query
+
+    sql, silos = _sql_text(args.sql), _silos(args.silos)
+    err = Console(stderr=True)
+    with _FragmentProgress(err) as progress:
+        result = query(sql, silos, engine_region=args.engine_region, progress=progress)
+    table = result.table
+    if args.output is not None:
+        with open(args.output, "wb") as out:
+            _write(table, args.format, out, max_rows=args.max_rows)
+    else:
+        _write(table, args.format, sys.stdout.buffer, max_rows=args.max_rows)
+        sys.stdout.flush()
+    seconds = sum(result.stage_seconds.values())
+    err.print(
+        f"{table.num_rows:,} rows in {seconds:.2f} s; moved {result.bytes_moved / 1e6:,.2f} MB "
+        f"from {len(result.fragments)} fragment(s)"
+        + (f"; written to {args.output}" if args.output else ""),
+        highlight=False,
+        soft_wrap=True,
+    )
+    return 0
+
+
+def _write(table, fmt: str, out, *, max_rows: int) -> None:
+    """Write an Arrow table to a binary stream as a text table, CSV or a JSON array of rows."""
+    if fmt == "csv":
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(table, out)
+    elif fmt == "json":
+        out.write(json.dumps(table.to_pylist(), default=str, indent=1).encode() + b"\n")
+    else:
+        import io
+
+        from rich.console import Console
+        from rich.table import Table
+
+        shown = table.slice(0, max_rows)
+        view = Table(*table.column_names)
+        for row in shown.to_pylist():
+            view.add_row(*("" if v is None else str(v) for v in row.values()))
+        text = io.StringIO()
+        Console(file=text, width=max(80, 14 * table.num_columns), highlight=False).print(view)
+        if shown.num_rows < table.num_rows:
+            text.write(
+                f"({shown.num_rows} of {table.num_rows:,} rows shown; "
+                "--format csv/json or --output for all)\n"
+            )
+        out.write(text.getvalue().encode())
+
+
+class _FragmentProgress:
+    """A rich progress display of running fragments, fed by ``query(..., progress=...)``."""
+
+    def __init__(self, console):
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=console.is_terminal,
+        )
+        self._tasks: dict[str, int] = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._tasks:  # started by the first fragment: a refused plan shows nothing
+            self._progress.stop()
+
+    def __call__(self, event: str, fragment, info: dict) -> None:
+        label = f"{fragment.id} {fragment.silo}"
+        if event == "start":
+            if not self._tasks:
+                self._progress.start()
+            self._tasks[fragment.id] = self._progress.add_task(f"{label}: running", total=1)
+        elif event == "done":
+            self._progress.update(
+                self._tasks[fragment.id],
+                completed=1,
+                description=f"{label}: {info['rows']:,} rows, {info['bytes'] / 1e6:,.2f} MB",
+            )
 
 
 if __name__ == "__main__":

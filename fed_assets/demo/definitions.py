@@ -13,6 +13,7 @@ from fed_assets.catalog import Catalog
 from fed_assets.config import silos_from_yaml
 from fed_assets.definitions import build_definitions
 from fed_assets.demo.assets import DEMO_ASSETS
+from fed_assets.demo.federated import federated_demo_assets
 from fed_assets.demo.generate import DemoPaths, default_data_dir
 from fed_assets.demo.silos import embedded_silos
 
@@ -22,7 +23,11 @@ def demo_definitions():
     config = os.environ.get("FED_ASSETS_SILOS")
     silos = silos_from_yaml(config) if config else embedded_silos(paths)
     catalog = Catalog(silos, os.environ.get("FED_ASSETS_CATALOG", paths.catalog))
-    return build_definitions(catalog, results_base_path=str(paths.results), assets=DEMO_ASSETS)
+    return build_definitions(
+        catalog,
+        results_base_path=str(paths.results),
+        assets=[*DEMO_ASSETS, *federated_demo_assets(catalog)],
+    )
 
 
 defs = demo_definitions()

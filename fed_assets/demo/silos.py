@@ -19,7 +19,8 @@ def embedded_silos(paths: DemoPaths) -> dict[str, SiloResource]:
             path=str(paths.core_banking),
             region="eu",
             owner="team:core-banking",
-            policy=SiloPolicy(pii_columns=PII, allowed_regions=["eu"]),
+            # Customer attributes may go to the UK analytics engine; PII never leaves the EU.
+            policy=SiloPolicy(pii_columns=PII, allowed_regions=["eu", "uk"]),
         ),
         ParquetSilo(
             name="us_payments", root=str(paths.payments), region="us", owner="team:payments"

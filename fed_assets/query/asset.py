@@ -9,6 +9,7 @@ plan, the fragments and what moved where are recorded as metadata.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +22,9 @@ from fed_assets.catalog import Catalog, CatalogTable, arrow_schema_of, table_ass
 from fed_assets.errors import (
     ConfigurationError,
     FedAssetsError,
+    SiloUnreachableError,
     UnknownColumnError,
+    UnknownSiloError,
     UnknownTableError,
 )
 from fed_assets.query import _with_policy, query
@@ -30,6 +33,8 @@ from fed_assets.query.model import Plan, QueryResult
 from fed_assets.query.planner import parse_query, plan
 from fed_assets.silo import SiloPolicy, SiloResource, TablePolicy, TableStats
 from io_managers.silo import keys_condition, window_condition
+
+log = logging.getLogger(__name__)
 
 # The kind every federated asset carries: the residual query runs in an embedded DuckDB.
 ENGINE_KIND = "duckdb"
@@ -40,12 +45,15 @@ class Validated:
     """What planning against the catalog snapshot learned about a query.
 
     Attributes:
-        plan: the plan made from the snapshot (estimates from its row counts).
+        plan: the plan made from the snapshot (estimates from its row counts); ``None`` when a
+            silo the query reads has never been snapshotted and cannot be read now.
         tables: (silo, table as the catalog spells it) for every silo table the query reads.
+        unchecked: why the query could not be checked at load (empty when it was).
     """
 
-    plan: Plan
+    plan: Plan | None
     tables: tuple[tuple[str, str], ...]
+    unchecked: str = ""
 
     @property
     def silos(self) -> tuple[str, ...]:
@@ -85,8 +93,11 @@ def federated_asset(
         FedAssetsError: the SQL does not parse, names an unknown silo, table or column, breaks a
             residency policy, or ``partition_columns`` does not fit the query.
     """
-    validated = validate(sql, catalog, engine_region=engine_region, policy=policy)
-    targets = _partition_targets(name, validated, catalog, partitions_def, partition_columns)
+    snapshot = snapshot_tables(catalog)
+    validated = validate(
+        sql, catalog, engine_region=engine_region, policy=policy, snapshot=snapshot
+    )
+    targets = _partition_targets(name, validated, snapshot, partitions_def, partition_columns)
     silo_names = validated.silos
     kinds = {catalog.silos[s].kind for s in silo_names} | {ENGINE_KIND}
     kinds |= set(asset_kwargs.pop("kinds", None) or ())
@@ -94,12 +105,15 @@ def federated_asset(
         "fed/sql": dg.MetadataValue.md(f"```sql\n{sql.strip()}\n```"),
         "fed/silos": ", ".join(silo_names),
         "fed/engine_region": engine_region or "unset",
+        "fed/checked_at_load": validated.unchecked or "yes, against the catalog snapshot",
         **(asset_kwargs.pop("metadata", None) or {}),
     }
     resource_keys = set(silo_names) | set(asset_kwargs.pop("required_resource_keys", None) or ())
     deps = [table_asset_key(s, t) for s, t in validated.tables]
     deps += list(asset_kwargs.pop("deps", None) or ())
     read = ", ".join(f"`{s}.{t}`" for s, t in validated.tables)
+    # Only the silos the query reads are resources of the asset: policies for others are moot.
+    run_policy = {k: v for k, v in (policy or {}).items() if k.partition(".")[0] in silo_names}
 
     @dg.asset(
         name=name,
@@ -112,11 +126,11 @@ def federated_asset(
         metadata=metadata,
         **asset_kwargs,
     )
-    def _federated(context: dg.AssetExecutionContext) -> dg.Output[pa.Table]:
+    def _federated(context):  # no annotations: postponed ones are strings Dagster refuses
         silos = {s: getattr(context.resources, s) for s in silo_names}
         filters = {table: _run_condition(context, column) for table, column in targets.items()}
         run_sql = partition_filtered(sql, {k: v for k, v in filters.items() if v is not None})
-        result = query(run_sql, silos, policy=policy, engine_region=engine_region)
+        result = query(run_sql, silos, policy=run_policy, engine_region=engine_region)
         context.log.info(
             f"{result.table.num_rows:,} rows from {len(result.fragments)} fragment(s); "
             f"moved {result.bytes_moved:,} bytes"
@@ -132,15 +146,18 @@ def validate(
     *,
     engine_region: str | None = None,
     policy: Mapping[str, SiloPolicy | TablePolicy] | None = None,
+    snapshot: Mapping[str, Mapping[str, CatalogTable]] | None = None,
 ) -> Validated:
     """Plan ``sql`` against the catalog snapshot, never contacting a silo.
+
+    Args:
+        snapshot: ``snapshot_tables(catalog)`` when the caller has read it already.
 
     Raises:
         FedAssetsError: whatever planning finds wrong (syntax, silo, table, column, policy).
     """
-    snapshot: dict[str, dict[str, CatalogTable]] = {}
-    for table in catalog.tables():
-        snapshot.setdefault(table.silo, {})[table.table] = table
+    if snapshot is None:
+        snapshot = snapshot_tables(catalog)
     for key in policy or {}:
         if key.partition(".")[0] not in catalog.silos:
             raise ConfigurationError(
@@ -149,7 +166,7 @@ def validate(
                 f"key policies by 'silo' or 'silo.table'; silos: {', '.join(catalog.silos)}",
             )
     stand_ins = {
-        name: SnapshotSilo(silo, snapshot.get(name, {}))
+        name: SnapshotSilo(silo, snapshot.get(name))
         for name, silo in _with_policy(catalog.silos, policy).items()
     }
     read: list[tuple[str, str]] = []
@@ -158,8 +175,53 @@ def validate(
         read.append((silo.name, table))
         return silo.schema(table)
 
-    planned = plan(sql, stand_ins, engine_region=engine_region, schema_source=schema_source)
+    try:
+        planned = plan(sql, stand_ins, engine_region=engine_region, schema_source=schema_source)
+    except SiloUnreachableError as err:  # a silo never snapshotted and down: check at run time
+        log.warning("federated query not checked at load: %s", err)
+        return Validated(
+            plan=None, tables=_tables_named(sql, snapshot, catalog), unchecked=str(err)
+        )
     return Validated(plan=planned, tables=tuple(sorted(set(read))))
+
+
+def snapshot_tables(catalog: Catalog) -> dict[str, dict[str, CatalogTable]]:
+    """silo → table → its snapshot entry; silos never snapshotted (and down now) are absent."""
+    snapshot: dict[str, dict[str, CatalogTable]] = {}
+    for table in catalog.tables():
+        snapshot.setdefault(table.silo, {})[table.table] = table
+    return snapshot
+
+
+def _tables_named(
+    sql: str, snapshot: Mapping[str, Mapping[str, CatalogTable]], catalog: Catalog
+) -> tuple[tuple[str, str], ...]:
+    """(silo, table) for every ``silo.table`` the SQL names, read from its text alone."""
+    tree = parse_query(sql)
+    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    silos = {name.lower(): name for name in catalog.silos}
+    out = set()
+    for table in tree.find_all(exp.Table):
+        parts = [p.name for p in table.parts]
+        if len(parts) < 2:
+            if parts and parts[0].lower() not in ctes and table.name:
+                raise UnknownSiloError(
+                    f"table '{parts[0]}'",
+                    "it names no silo",
+                    f"write it as <silo>.{parts[0]}; configured silos: {', '.join(catalog.silos)}",
+                )
+            continue
+        silo = silos.get(parts[0].lower())
+        if silo is None:
+            raise UnknownSiloError(
+                f"silo '{parts[0]}' (in {'.'.join(parts)})",
+                "no silo of that name is configured",
+                f"use one of: {', '.join(catalog.silos)}",
+            )
+        name = ".".join(parts[1:])
+        known = {t.lower(): t for t in snapshot.get(silo) or {}}
+        out.add((silo, known.get(name.lower(), name)))
+    return tuple(sorted(out))
 
 
 class SnapshotSilo:
@@ -171,9 +233,11 @@ class SnapshotSilo:
     refuses.
     """
 
-    def __init__(self, silo: SiloResource, tables: Mapping[str, CatalogTable]):
+    def __init__(self, silo: SiloResource, tables: Mapping[str, CatalogTable] | None):
+        """``tables`` is the snapshot's entry for the silo; ``None`` if it was never read."""
         self._silo = silo
-        self._tables = dict(tables)
+        self._snapshotted = tables is not None
+        self._tables = dict(tables or {})
 
     def __getattr__(self, attribute: str) -> Any:
         if attribute.startswith("_"):  # never delegate private state (or recurse before init)
@@ -189,16 +253,18 @@ class SnapshotSilo:
         lowered = {t.lower(): t for t in self._tables}
         if table.lower() in lowered:
             return lowered[table.lower()]
-        shown = ", ".join(sorted(self._tables)[:20])
+        if not self._snapshotted:
+            raise SiloUnreachableError(
+                f"silo '{self._silo.name}'",
+                "it is not in the catalog snapshot and could not be read",
+                "make the silo reachable and refresh the snapshot (`fed-assets catalog refresh`)",
+            )
+        shown = ", ".join(sorted(self._tables)[:20]) or "(none)"
         raise UnknownTableError(
             f"silo '{self._silo.name}', table '{table}'",
-            "the catalog snapshot has no such table"
-            if shown
-            else "the catalog snapshot has no tables of this silo (it could not be read)",
+            "the catalog snapshot has no such table",
             f"use one of: {shown}; if the table is new, refresh the snapshot "
-            "(`fed-assets catalog refresh` or the refresh_catalog_snapshot job)"
-            if shown
-            else "make the silo reachable and refresh the snapshot (`fed-assets catalog refresh`)",
+            "(`fed-assets catalog refresh` or the refresh_catalog_snapshot job)",
         )
 
     def schema(self, table: str) -> pa.Schema:
@@ -314,7 +380,7 @@ def run_metadata(result: QueryResult) -> dict[str, Any]:
 def _partition_targets(
     name: str,
     validated: Validated,
-    catalog: Catalog,
+    snapshot: Mapping[str, Mapping[str, CatalogTable]],
     partitions_def: dg.PartitionsDefinition | None,
     partition_columns: Mapping[str, str] | None,
 ) -> dict[str, str]:
@@ -334,7 +400,6 @@ def _partition_targets(
             "use a time-window, static or dynamic partitions definition",
         )
     read = {f"{s}.{t}".lower(): (s, t) for s, t in validated.tables}
-    columns = {(t.silo, t.table): t.columns for t in catalog.tables()}
     targets = {}
     for key, column in partition_columns.items():
         if key.lower() not in read:
@@ -345,7 +410,8 @@ def _partition_targets(
                 + ", ".join(f"{s}.{t}" for s, t in read.values()),
             )
         silo, table = read[key.lower()]
-        names = [c for c, _ in columns[(silo, table)]]
+        entry = (snapshot.get(silo) or {}).get(table)
+        names = [c for c, _ in entry.columns] if entry else [column]  # unknown: checked at run
         if column not in names and column.lower() not in {n.lower() for n in names}:
             raise UnknownColumnError(
                 f"asset '{name}', partition column '{column}' of {silo}.{table}",

@@ -33,6 +33,7 @@ class PlanContext:
         spelling: (silo, table lower) → (the silo's table name, column lower → silo's spelling).
         cuts: fragments cut so far, by placeholder id.
         semi_joins: key transfers chosen by the cost model.
+        stats: table statistics read during this planning run (each table is asked once).
     """
 
     silos: Mapping[str, SiloResource]
@@ -44,6 +45,7 @@ class PlanContext:
     spelling: dict[tuple[str, str], tuple[str, dict[str, str]]] = field(default_factory=dict)
     cuts: dict[str, Cut] = field(default_factory=dict)
     semi_joins: list[SemiJoin] = field(default_factory=list)
+    stats: dict[tuple[str, str], object] = field(default_factory=dict)
     _next: int = 0
 
     def cut(self, silo: str, tree: exp.Select) -> str:

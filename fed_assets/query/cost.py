@@ -164,7 +164,10 @@ def _stats_for(table: exp.Table, silo_name: str, context: PlanContext) -> TableS
     spelled = context.spelling.get((silo_name, table.name))
     if spelled is None:
         return None
-    return table_stats(context.silos[silo_name], spelled[0])
+    key = (silo_name, spelled[0])
+    if key not in context.stats:
+        context.stats[key] = table_stats(context.silos[silo_name], spelled[0])
+    return context.stats[key]
 
 
 def _is_join(condition: exp.Binary) -> bool:

@@ -30,6 +30,7 @@ from fed_assets.query.rules.derive_predicates import derive_predicates
 from fed_assets.query.rules.enforce_residency import enforce_residency
 from fed_assets.query.rules.inline_ctes import inline_ctes
 from fed_assets.query.rules.merge_same_silo import merge_same_silo, render
+from fed_assets.query.rules.name_outputs import name_outputs
 from fed_assets.query.rules.push_limit import push_limit
 from fed_assets.query.rules.qualify_columns import qualify_columns
 from fed_assets.query.rules.resolve_tables import resolve_tables
@@ -44,6 +45,7 @@ def _isolate_tables(expression: exp.Expression, context: PlanContext) -> exp.Exp
 
 
 RULES = (
+    name_outputs,
     resolve_tables,
     inline_ctes,
     qualify_columns,

@@ -41,3 +41,27 @@ def where_conjuncts(select: exp.Select) -> list[exp.Expression]:
 def refs(node: exp.Expression) -> set[str]:
     """Table aliases the columns in ``node`` refer to."""
     return {c.table for c in node.find_all(exp.Column) if c.table}
+
+
+def scoped_columns(select: exp.Select, aliases: set[str]) -> list[exp.Column]:
+    """Columns under ``select`` that refer to its own sources named ``aliases``.
+
+    A nested query that defines a source of the same alias shadows it (a decorrelated subquery
+    often reuses the outer query's alias), so its columns are left out.
+    """
+    out = []
+    for column in select.find_all(exp.Column):
+        if column.table not in aliases:
+            continue
+        node = column.parent
+        shadowed = False
+        while node is not None and node is not select:
+            if isinstance(node, exp.Select) and any(
+                s.alias_or_name == column.table for s, _ in entries(node)
+            ):
+                shadowed = True
+                break
+            node = node.parent
+        if not shadowed:
+            out.append(column)
+    return out

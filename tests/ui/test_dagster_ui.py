@@ -91,9 +91,16 @@ def test_asset_graph_has_silo_groups_and_lineage(ui):
     assert {n["groupName"] for n in nodes.values()} >= SILO_GROUPS
     deps = {"/".join(d["path"]) for d in nodes["sar_rate_by_structuring"]["dependencyKeys"]}
     assert deps == {"compliance_store/aml_cases", "us_payments/transactions"}
+    federated = {"/".join(d["path"]) for d in nodes["credit_features"]["dependencyKeys"]}
+    assert federated == {
+        "eu_core_banking/customers",
+        "us_payments/transactions",
+        "loans_warehouse/applications",
+    }
 
 
-def test_run_launched_through_graphql_materialises(ui):
+@pytest.mark.parametrize("asset", ["sar_rate_by_structuring", "aml_training_set"])
+def test_run_launched_through_graphql_materialises(ui, asset):
     port, location = ui
     launched = graphql(
         port,
@@ -105,7 +112,7 @@ def test_run_launched_through_graphql_materialises(ui):
                     "repositoryLocationName": location,
                     "repositoryName": "__repository__",
                     "jobName": "__ASSET_JOB",
-                    "assetSelection": [{"path": ["sar_rate_by_structuring"]}],
+                    "assetSelection": [{"path": [asset]}],
                 },
                 "mode": "default",
             }
@@ -125,11 +132,14 @@ def test_run_launched_through_graphql_materialises(ui):
     assert status["value"] == "SUCCESS"
     materialized = graphql(
         port,
-        '{ assetOrError(assetKey: {path: ["sar_rate_by_structuring"]}) { ... on Asset { '
+        f'{{ assetOrError(assetKey: {{path: ["{asset}"]}}) {{ ... on Asset {{ '
         "assetMaterializations(limit: 1) { runId metadataEntries { label } } } } }",
     )["assetOrError"]["assetMaterializations"]
     assert materialized[0]["runId"] == run_id
-    assert "path" in {m["label"] for m in materialized[0]["metadataEntries"]}
+    labels = {m["label"] for m in materialized[0]["metadataEntries"]}
+    assert "path" in labels
+    if asset == "aml_training_set":  # a federated query: its plan and audit are recorded
+        assert {"plan", "fragments", "residency audit", "dagster/row_count"} <= labels
 
 
 def test_browser_renders_the_silo_groups(ui):

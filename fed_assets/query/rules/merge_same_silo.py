@@ -20,7 +20,15 @@ from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
 
 from fed_assets.query.context import PlanContext
-from fed_assets.query.tree import conjuncts, entries, is_inner, refs, set_from, where_conjuncts
+from fed_assets.query.tree import (
+    conjuncts,
+    entries,
+    is_inner,
+    refs,
+    scoped_columns,
+    set_from,
+    where_conjuncts,
+)
 
 
 def merge_same_silo(expression: exp.Expression, context: PlanContext) -> exp.Expression:
@@ -133,7 +141,7 @@ def _cut_child(node: exp.Expression, context: PlanContext) -> None:
 def _cut_table(select: exp.Select, table: exp.Table, context: PlanContext) -> None:
     """A base table whose query cannot go to its silo whole: fetch only the columns used."""
     alias = table.alias_or_name
-    used = sorted({c.name for c in select.find_all(exp.Column) if c.table == alias})
+    used = sorted({c.name for c in scoped_columns(select, {alias})})
     projections = [exp.column(c, table=alias, quoted=True).as_(c, quoted=True) for c in used]
     tree = exp.select(*(projections or [exp.true().as_("__row")])).from_(table.copy())
     fragment_id = context.cut(table.args["db"].name, tree)
@@ -158,6 +166,18 @@ def _expression_subqueries(select: exp.Select) -> list[exp.Expression]:
                 if enclosing is select or parent_select is select:
                     found.append(sub.parent if isinstance(sub.parent, exp.Subquery) else sub)
     return found
+
+
+def _movable(cond: exp.Expression, members: set[str], silo: str) -> bool:
+    """Whether ``cond`` can run inside the merged fragment: it reads only its members and, in any
+    subquery, only base tables of the same silo (never another fragment)."""
+    used = refs(cond)
+    tables = list(cond.find_all(exp.Table))
+    return (
+        bool(used)
+        and used <= members
+        and all(t.args.get("db") is not None and t.args["db"].name == silo for t in tables)
+    )
 
 
 def _merge_components(select: exp.Select, context: PlanContext) -> None:
@@ -190,7 +210,7 @@ def _merge_components(select: exp.Select, context: PlanContext) -> None:
     inner_aliases = [a for a in silo_of if a not in left_members]
     for cond in inner_conditions:
         used = refs(cond)
-        if len(used) >= 2 and used <= set(inner_aliases):
+        if len(used) >= 2 and used <= set(inner_aliases) and not cond.find(exp.Table):
             silos = {silo_of[r] for r in used}
             if len(silos) == 1:
                 first, *rest = sorted(used)
@@ -227,15 +247,15 @@ def _merge(
     # Conditions that only talk about members move into the fragment.
     moved: list[exp.Expression] = []
     leftover: list[exp.Expression] = []
+    silo = ctx.cuts[inner[0][0].name].silo
     for cond in where_conjuncts(select):
-        (moved if refs(cond) and refs(cond) <= member_set else leftover).append(cond)
+        (moved if _movable(cond, member_set, silo) else leftover).append(cond)
     for _source, join in inner:
         if join is None:
             continue
         for cond in conjuncts(join.args.get("on")):
-            (moved if refs(cond) and refs(cond) <= member_set else leftover).append(cond)
+            (moved if _movable(cond, member_set, silo) else leftover).append(cond)
 
-    silo = ctx.cuts[inner[0][0].name].silo
     tree = exp.select()
     for i, (source, _) in enumerate(inner):
         derived = exp.Subquery(
@@ -281,7 +301,7 @@ def _merge(
 
     # Columns the residual reads from members now come from the fragment.
     outputs: dict[tuple[str, str], str] = {}
-    for column in list(select.find_all(exp.Column)):
+    for column in scoped_columns(select, member_set):
         if column.table in member_set:
             name = f"{column.table}__{column.name}"
             outputs[(column.table, column.name)] = name

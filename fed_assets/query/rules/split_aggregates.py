@@ -18,7 +18,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from fed_assets.query.context import PlanContext
-from fed_assets.query.tree import entries, is_inner
+from fed_assets.query.tree import entries, is_inner, scoped_columns
 
 # Partial aggregation pays only when a fragment is big enough for the grouping to matter.
 MIN_ROWS_TO_SPLIT = 1_000
@@ -48,6 +48,8 @@ def split_aggregates(expression: exp.Expression, context: PlanContext) -> exp.Ex
         if len(readers) != 1:
             continue
         (alias,) = readers
+        if alias not in placeholders:
+            continue  # read through a correlated reference: leave it whole
         cut = context.cuts[placeholders[alias]]
         silo = context.silos[cut.silo]
         if not silo.supports("aggregate"):
@@ -70,11 +72,7 @@ def _splittable(agg: exp.AggFunc) -> bool:
 def _split(select: exp.Select, alias: str, aggregates: list[exp.AggFunc], cut) -> None:
     inner = "__pa"
     keys = sorted(
-        {
-            c.name
-            for c in select.find_all(exp.Column)
-            if c.table == alias and c.find_ancestor(exp.AggFunc) is None
-        }
+        {c.name for c in scoped_columns(select, {alias}) if c.find_ancestor(exp.AggFunc) is None}
     )
     partials: list[exp.Expression] = []
 
