@@ -17,7 +17,7 @@ Nothing is staged or copied first; silo tables cannot be written through this ma
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import dagster as dg
 import pandas as pd
@@ -93,23 +93,30 @@ def partition_predicate(step_context, column: str) -> str | None:
     """The run's partition of the current asset as a SQL predicate on ``column`` (or None)."""
     if not step_context.has_partitions:
         return None
-    col = exp.column(column, quoted=True)
     partitions_def = step_context.run_partitions_def
     if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
-        window = step_context.partition_time_window
-        start = exp.cast(
-            exp.Literal.string(window.start.replace(tzinfo=None).isoformat(sep=" ")), "TIMESTAMP"
-        )
-        end = exp.cast(
-            exp.Literal.string(window.end.replace(tzinfo=None).isoformat(sep=" ")), "TIMESTAMP"
-        )
-        return exp.and_(col >= start, col < end).sql("duckdb")
+        return window_condition(column, step_context.partition_time_window).sql("duckdb")
     if step_context.has_partition_key_range and not step_context.has_partition_key:
         key_range = step_context.partition_key_range
         keys = partitions_def.get_partition_keys_in_range(key_range)
     else:
         keys = [step_context.partition_key]
-    return col.isin(*[exp.Literal.string(k) for k in keys]).sql("duckdb")
+    return keys_condition(column, keys).sql("duckdb")
+
+
+def window_condition(column: str, window: dg.TimeWindow) -> exp.Expression:
+    """``column >= start AND column < end`` for a partition time window (naive timestamps)."""
+    col = exp.column(column, quoted=True)
+    start, end = (
+        exp.cast(exp.Literal.string(t.replace(tzinfo=None).isoformat(sep=" ")), "TIMESTAMP")
+        for t in (window.start, window.end)
+    )
+    return exp.and_(col >= start, col < end)
+
+
+def keys_condition(column: str, keys: Sequence[str]) -> exp.Expression:
+    """``column IN (keys...)`` for static or dynamic partition keys."""
+    return exp.column(column, quoted=True).isin(*[exp.Literal.string(k) for k in keys])
 
 
 def silo_io_manager(silo_names: list[str]) -> dg.IOManagerDefinition:

@@ -227,14 +227,16 @@ def test_materialisation_records_plan_movement_residency_and_schema(online, shop
     assert "```sql" in meta["fragment sql"] and '"customers"' in meta["fragment sql"]
 
 
-def test_extra_policy_applies_at_load_and_at_run(online, offline, tmp_path):
+def test_extra_policy_applies_at_load(offline):
     with pytest.raises(PolicyViolation, match=r"silo 'lake'.*export=none"):
         federated_asset(
             "t", SEGMENT_TOTALS, catalog=offline, policy={"lake": SiloPolicy(export="none")}
         )
     with pytest.raises(ConfigurationError, match="policy 'nowhere'"):
         federated_asset("t", SEGMENT_TOTALS, catalog=offline, policy={"nowhere": SiloPolicy()})
-    # a rule for a silo the query does not read is harmless when it runs
+
+
+def test_extra_policy_for_a_silo_the_query_does_not_read_is_harmless(online, tmp_path):
     asset = federated_asset(
         "t", SEGMENT_TOTALS, catalog=online, policy={"ref": SiloPolicy(export="none")}
     )
