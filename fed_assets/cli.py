@@ -117,11 +117,9 @@ def _sql_text(arg: str) -> str:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    # plan().explain(), not fed_assets.query.explain: the explain.py module shadows that name.
-    from fed_assets.query.planner import plan
+    from fed_assets.query import explain
 
-    planned = plan(_sql_text(args.sql), _silos(args.silos), engine_region=args.engine_region)
-    print(planned.explain())
+    print(explain(_sql_text(args.sql), _silos(args.silos), engine_region=args.engine_region))
     return 0
 
 

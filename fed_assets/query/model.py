@@ -69,7 +69,7 @@ class Plan:
 
     def explain(self) -> str:
         """The plan as text: residual query, then each fragment with its estimate and rule."""
-        from fed_assets.query.explain import explain_plan
+        from fed_assets.query.report import explain_plan
 
         return explain_plan(self)
 
@@ -122,6 +122,6 @@ class QueryResult:
 
     def explain(self) -> str:
         """The plan with the actual rows, bytes and seconds of each fragment."""
-        from fed_assets.query.explain import explain_result
+        from fed_assets.query.report import explain_result
 
         return explain_result(self)
