@@ -28,9 +28,9 @@ from fed_assets.errors import (
     UnknownTableError,
 )
 from fed_assets.query import _with_policy, query
-from fed_assets.query.report import fragments_markdown
 from fed_assets.query.model import Plan, QueryResult
 from fed_assets.query.planner import parse_query, plan
+from fed_assets.query.report import fragments_markdown
 from fed_assets.silo import SiloPolicy, SiloResource, TablePolicy, TableStats
 from io_managers.silo import keys_condition, window_condition
 

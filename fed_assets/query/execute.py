@@ -17,7 +17,6 @@ from collections.abc import Callable, Mapping
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlglot import exp
 
 from fed_assets.errors import FedAssetsError, SiloQueryError, SiloUnreachableError
 from fed_assets.query.model import FragmentPlan, FragmentRun, Plan, QueryResult, SemiJoin
@@ -123,15 +122,18 @@ def _run_one(
     plan: Plan,
     semi: tuple[SemiJoin, pa.Array] | None,
 ) -> tuple[pa.Table, FragmentRun]:
-    sql = (
-        fragment.sql if semi is None else with_keys(fragment, silo, semi[0].target_column, semi[1])
-    )
+    sql = fragment.sql
+    if semi is not None:  # for the record; the keys themselves can be many
+        sql += f"\n-- semi-join filter: {semi[0].target_column} IN <{len(semi[1]):,} keys>"
     attempt = 0
     while True:
         attempt += 1
         started = time.perf_counter()
         try:
-            table = silo.scan(sql).read_all()
+            if semi is None:
+                table = silo.scan(sql).read_all()
+            else:
+                table = silo.scan_keyed(fragment.sql, semi[0].target_column, semi[1]).read_all()
             break
         except SiloUnreachableError:
             if attempt > RETRIES:
@@ -156,16 +158,6 @@ def _run_one(
         attempts=attempt,
         semi_join_keys=None if semi is None else len(semi[1]),
     )
-
-
-def with_keys(fragment: FragmentPlan, silo: SiloResource, column: str, keys: pa.Array) -> str:
-    """The fragment's SQL, keeping only rows whose ``column`` is among ``keys``."""
-    alias = exp.to_identifier("_sj", quoted=True)
-    values = [exp.convert(v) for v in keys.to_pylist()] or [exp.null()]
-    condition = exp.column(column, table=alias, quoted=True).isin(*values)
-    inner = exp.maybe_parse(fragment.sql, dialect=silo.dialect)
-    wrapped = exp.select("*").from_(exp.Subquery(this=inner, alias=exp.TableAlias(this=alias)))
-    return wrapped.where(condition).sql(dialect=silo.dialect, identify=True)
 
 
 def _run_residual(plan: Plan, tables: Mapping[str, pa.Table], *, memory_limit: str) -> pa.Table:

@@ -37,7 +37,7 @@ from fed_assets.errors import (
     SiloQueryError,
     SiloUnreachableError,
 )
-from fed_assets.silo import BATCH_ROWS, SiloResource, stream
+from fed_assets.silo import BATCH_ROWS, KEYS_TABLE, SiloResource, keyed_sql, stream
 
 # Seconds to wait for a TCP connection / a response from S3: long enough for a busy region, short
 # enough that a wrong endpoint fails a sensor tick in seconds rather than minutes.
@@ -434,14 +434,22 @@ class FileSilo(SiloResource):
         return None
 
     # ----------------------------------------------------------------- the read path
-    def _scan(self, sql: str) -> pa.RecordBatchReader:
+    def scan_keyed(self, sql: str, column: str, keys: pa.Array) -> pa.RecordBatchReader:
+        """The keys join as a registered Arrow table: a hash semi-join, not a long IN list."""
+        self.check_query(sql)
+        keyed = keyed_sql(sql, "duckdb", column, None)
+        return self._scan(keyed, inputs={KEYS_TABLE: pa.table({"k": keys})})
+
+    def _scan(self, sql: str, inputs: dict[str, pa.Table] | None = None) -> pa.RecordBatchReader:
         statement = sqlglot.parse_one(sql, read="duckdb")
-        names, rewritten = self._referenced_tables(statement)
+        names, rewritten = self._referenced_tables(statement, skip=set(inputs or {}))
         if rewritten:
             sql = statement.sql(dialect="duckdb")
         con = duckdb.connect(":memory:")
         table_of_error: list[str] = []
         try:
+            for name, table in (inputs or {}).items():
+                con.register(name, table)
             for written, table in names.items():
                 table_of_error[:] = [table]
                 view = self.duckdb_view(table)
@@ -470,7 +478,9 @@ class FileSilo(SiloResource):
             close=con.close,
         )
 
-    def _referenced_tables(self, statement: exp.Expression) -> tuple[dict[str, str], bool]:
+    def _referenced_tables(
+        self, statement: exp.Expression, skip: set[str] = frozenset()
+    ) -> tuple[dict[str, str], bool]:
         """Map each table name written in ``statement`` to the silo's table; strip qualifiers.
 
         Returns the mapping and whether the statement was changed (a ``db.table`` written).
@@ -486,7 +496,7 @@ class FileSilo(SiloResource):
                     "query reads the silo's tables by name",
                     f"name a table of the silo: {', '.join(self.tables())}",
                 )
-            if not node.args.get("db") and node.name.lower() in ctes:
+            if not node.args.get("db") and (node.name.lower() in ctes or node.name in skip):
                 continue
             if node.args.get("db") or node.args.get("catalog"):
                 node.set("db", None)

@@ -22,12 +22,14 @@ from fed_assets.errors import (
 )
 from fed_assets.silo import (
     BATCH_ROWS,
+    KEYS_TABLE,
     Capabilities,
     ColumnStats,
     SiloResource,
     TableStats,
     TableVersion,
     arrow_width,
+    keyed_sql,
     stream,
 )
 
@@ -133,9 +135,17 @@ class DuckDBSilo(SiloResource):
             "change to any table of this file changes every table's version)",
         )
 
-    def _scan(self, sql: str) -> pa.RecordBatchReader:
+    def scan_keyed(self, sql: str, column: str, keys: pa.Array) -> pa.RecordBatchReader:
+        """The keys join as a registered Arrow table: a hash semi-join, not a long IN list."""
+        self.check_query(sql)
+        keyed = keyed_sql(sql, "duckdb", column, None)
+        return self._scan(keyed, inputs={KEYS_TABLE: pa.table({"k": keys})})
+
+    def _scan(self, sql: str, inputs: dict[str, pa.Table] | None = None) -> pa.RecordBatchReader:
         con = self._connect()
         try:
+            for name, table in (inputs or {}).items():
+                con.register(name, table)
             reader = con.sql(sql).to_arrow_reader(BATCH_ROWS)
         except duckdb.Error as err:
             con.close()
