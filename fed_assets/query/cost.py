@@ -6,7 +6,9 @@ Statistics come from ``silo.stats(table)``, cached per table and invalidated whe
 
 from __future__ import annotations
 
+import hashlib
 import threading
+import time
 from typing import TYPE_CHECKING
 
 from sqlglot import exp
@@ -39,28 +41,39 @@ LIKE_SELECTIVITY = 0.1
 # Rows assumed for a table whose silo reports no count.
 UNKNOWN_ROWS = 1_000_000
 
-_stats_cache: dict[tuple[int, str], tuple[str, TableStats]] = {}
+# How long a table's statistics are trusted before its version() is read again: a version check
+# is a metadata round trip (a new connection for a server silo), too slow to repeat per plan.
+STATS_RECHECK_S = 30.0
+
+_stats_cache: dict[tuple[str, str], tuple[float, str | None, TableStats]] = {}  # by settings
 _stats_lock = threading.Lock()
 
 
 def table_stats(silo: SiloResource, table: str) -> TableStats:
-    """``silo.stats(table)``, cached until ``silo.version(table)`` changes."""
-    key = (id(silo), table)
+    """``silo.stats(table)``, cached until ``silo.version(table)`` changes.
+
+    The version is re-read at most every ``STATS_RECHECK_S`` seconds.
+    """
+    settings = silo.model_dump_json(exclude={"policy"}).encode()
+    key = (hashlib.sha256(settings).hexdigest(), table)  # same settings, same table
+    now = time.monotonic()
+    with _stats_lock:
+        cached = _stats_cache.get(key)
+    if cached is not None and now - cached[0] < STATS_RECHECK_S:
+        return cached[2]
     try:
         version = silo.version(table).fingerprint
     except FedAssetsError:
         version = None
+    if cached is not None and version is not None and cached[1] == version:
+        stats = cached[2]
+    else:
+        try:
+            stats = silo.stats(table)
+        except FedAssetsError:
+            stats = TableStats(rows=None, bytes=None)
     with _stats_lock:
-        cached = _stats_cache.get(key)
-        if cached is not None and version is not None and cached[0] == version:
-            return cached[1]
-    try:
-        stats = silo.stats(table)
-    except FedAssetsError:
-        stats = TableStats(rows=None, bytes=None)
-    if version is not None:
-        with _stats_lock:
-            _stats_cache[key] = (version, stats)
+        _stats_cache[key] = (now, version, stats)
     return stats
 
 
