@@ -38,6 +38,9 @@ ROUND_TRIP_S = 0.01
 EQ_SELECTIVITY = 0.1
 RANGE_SELECTIVITY = 1 / 3
 LIKE_SELECTIVITY = 0.1
+# A same-silo join that would return more than this many times its inputs' rows is not pushed
+# into the silo as one fragment: moving both inputs is cheaper than moving the product.
+JOIN_EXPANSION = 2.0
 # Rows assumed for a table whose silo reports no count.
 UNKNOWN_ROWS = 1_000_000
 
@@ -125,6 +128,30 @@ def estimate_rows(node: exp.Expression, silo_name: str, context: PlanContext) ->
     if limit is not None and isinstance(limit.expression, exp.Literal):
         rows = min(rows, float(limit.expression.this))
     return max(rows, 1.0)
+
+
+def join_expands(cond: exp.EQ, placeholders: dict[str, str], context: PlanContext) -> bool:
+    """Whether joining two fragments on ``cond`` is expected to return more rows than both
+    inputs together (a many-to-many join on a low-cardinality key), from distinct counts."""
+    from fed_assets.query.lineage import base_column
+
+    sides = []
+    for column in (cond.left, cond.right):
+        cut = context.cuts[placeholders[column.table]]
+        rows = estimate_rows(cut.tree, cut.silo, context)
+        ndv = None
+        base = base_column(column, placeholders, context)
+        if base is not None:
+            silo, table, name = base
+            spelled = context.spelling.get((silo, table))
+            if spelled is not None:
+                stats = table_stats(context.silos[silo], spelled[0])
+                col = next((c for n, c in stats.columns.items() if n.lower() == name), None)
+                ndv = col.ndv if col is not None else None
+        sides.append((rows, min(ndv, rows) if ndv else rows))
+    (rows_a, ndv_a), (rows_b, ndv_b) = sides
+    joined = rows_a * rows_b / max(ndv_a, ndv_b, 1.0)
+    return joined > JOIN_EXPANSION * (rows_a + rows_b)
 
 
 def selectivity(condition: exp.Expression) -> float:

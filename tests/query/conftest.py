@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from fed_assets.silo import SiloPolicy, TablePolicy
+from fed_assets.silo import SiloPolicy, SiloResource, TablePolicy
 from resources.silos.duckdb import DuckDBSilo
 from resources.silos.parquet import ParquetSilo
 from resources.silos.sqlite import SQLiteSilo
@@ -147,3 +147,17 @@ def strict_shop(shop):
     )
     ref = silos["ref"].model_copy(update={"policy": SiloPolicy(export="none")})
     return {**silos, "lake": lake, "ref": ref}, colocated
+
+
+@pytest.fixture
+def scans(monkeypatch):
+    """Every SQL statement any silo is asked to run (spying on the real silos, not replacing)."""
+    seen: list[tuple[str, str]] = []
+    real = SiloResource.scan
+
+    def spy(self, sql):
+        seen.append((self.name, sql))
+        return real(self, sql)
+
+    monkeypatch.setattr(SiloResource, "scan", spy)
+    return seen

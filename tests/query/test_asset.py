@@ -70,19 +70,6 @@ def offline(online, tmp_path, monkeypatch):
     return Catalog(moved, online.snapshot_path)
 
 
-@pytest.fixture
-def scans(monkeypatch):
-    """Every SQL statement any silo is asked to run."""
-    seen: list[tuple[str, str]] = []
-    real = SiloResource.scan
-
-    def spy(self, sql):
-        seen.append((self.name, sql))
-        return real(self, sql)
-
-    monkeypatch.setattr(SiloResource, "scan", spy)
-    return seen
-
 
 def materialize(asset, catalog, tmp_path, **kwargs) -> dg.ExecuteInProcessResult:
     return dg.materialize(

@@ -5,22 +5,8 @@ from __future__ import annotations
 import pytest
 
 from fed_assets.query import PolicyViolation, plan, query
-from fed_assets.silo import SiloResource, TablePolicy
+from fed_assets.silo import TablePolicy
 from tests.query.compare import assert_same
-
-
-@pytest.fixture
-def scans(monkeypatch):
-    """Every SQL statement any silo is asked to run (spying on the real silos, not replacing)."""
-    seen: list[tuple[str, str]] = []
-    real = SiloResource.scan
-
-    def spy(self, sql):
-        seen.append((self.name, sql))
-        return real(self, sql)
-
-    monkeypatch.setattr(SiloResource, "scan", spy)
-    return seen
 
 
 def test_pii_column_is_refused_before_any_byte_moves(shop, scans):

@@ -10,7 +10,7 @@ from sqlglot import exp
 
 from fed_assets.errors import FedAssetsError
 from fed_assets.query.context import PlanContext
-from fed_assets.query.rules.enforce_residency import trace
+from fed_assets.query.lineage import base_column
 from fed_assets.query.tree import conjuncts, entries, where_conjuncts
 
 
@@ -50,31 +50,13 @@ def check_join_types(expression: exp.Expression, context: PlanContext) -> exp.Ex
 
 
 def _base_type(column: exp.Column, placeholders: dict[str, str], context: PlanContext):
-    fragment_id = placeholders.get(column.table)
-    if fragment_id is None:
+    base = base_column(column, placeholders, context)
+    if base is None:
         return None
-    cut = context.cuts[fragment_id]
-    tree = cut.tree
-    while not isinstance(tree, exp.Select) or tree.is_star:
-        if isinstance(tree, exp.Select) and tree.is_star:
-            source = entries(tree)[0][0]
-            if not isinstance(source, exp.Subquery):
-                return None
-            tree = source.this
-        else:
-            return None
-    projection = next((p for p in tree.expressions if p.alias_or_name == column.name), None)
-    if projection is None or not isinstance(projection.unalias(), exp.Column):
-        return None
-    bases = trace(projection, tree, aggregated=False)
-    if len(bases) != 1:
-        return None
-    table, name = bases[0].table, bases[0].column
-    sql_type = context.schema.get(cut.silo, {}).get(table, {}).get(name)
-    actual = (
-        context.spelling[(cut.silo, table)][0] if (cut.silo, table) in context.spelling else table
-    )
-    return (f"{cut.silo}.{actual}.{name}", sql_type) if sql_type else None
+    silo, table, name = base
+    sql_type = context.schema.get(silo, {}).get(table, {}).get(name)
+    actual = context.spelling[(silo, table)][0] if (silo, table) in context.spelling else table
+    return (f"{silo}.{actual}.{name}", sql_type) if sql_type else None
 
 
 def _family(sql_type: str) -> str:

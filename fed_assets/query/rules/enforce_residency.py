@@ -16,25 +16,15 @@ table, column, rule and what would satisfy it. Each allowed fragment records the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sqlglot import exp
 
 from fed_assets.errors import FedAssetsError
 from fed_assets.query.context import Cut, PlanContext
+from fed_assets.query.lineage import Exported, exported_columns
 
 
 class PolicyViolation(FedAssetsError):
     """A query would move data that a residency or export policy keeps in place."""
-
-
-@dataclass(frozen=True)
-class Exported:
-    """A base column a fragment's result carries, and whether only inside an aggregate."""
-
-    table: str
-    column: str
-    aggregated: bool
 
 
 def enforce_residency(expression: exp.Expression, context: PlanContext) -> exp.Expression:
@@ -101,41 +91,6 @@ def _check(cut: Cut, context: PlanContext) -> str:
         elif policy.pii_columns & {c.column for c in exported if c.table == key}:
             rules.append(f"{actual}: PII only inside aggregates")
     return "; ".join(rules) or "export allowed"
-
-
-def exported_columns(tree: exp.Expression) -> list[Exported]:
-    """Base columns (table key, column) carried by ``tree``'s output, traced through subqueries."""
-    out: list[Exported] = []
-    selects = [tree] if isinstance(tree, exp.Select) else list(tree.find_all(exp.Select))[:1]
-    if isinstance(tree, exp.SetOperation):
-        selects = [s for s in (tree.left, tree.right)]
-    for select in selects:
-        for projection in select.expressions:
-            out.extend(trace(projection, select, aggregated=False))
-    return out
-
-
-def trace(node: exp.Expression, select: exp.Select, *, aggregated: bool) -> list[Exported]:
-    """The base columns an expression of ``select`` is computed from, through derived tables."""
-    out = []
-    sources = _source_map(select)
-    for column in node.find_all(exp.Column):
-        inside = aggregated or column.find_ancestor(exp.AggFunc) is not None
-        source = sources.get(column.table)
-        if isinstance(source, exp.Table):
-            out.append(Exported(source.name, column.name, inside))
-        elif isinstance(source, exp.Subquery) and isinstance(source.this, exp.Select):
-            inner = source.this
-            for projection in inner.expressions:
-                if projection.alias_or_name == column.name:
-                    out.extend(trace(projection, inner, aggregated=inside))
-    return out
-
-
-def _source_map(select: exp.Select) -> dict[str, exp.Expression]:
-    from_ = select.args.get("from_")
-    sources = ([from_.this] if from_ else []) + [j.this for j in select.args.get("joins") or []]
-    return {s.alias_or_name: s for s in sources}
 
 
 def _is_aggregate(tree: exp.Expression) -> bool:

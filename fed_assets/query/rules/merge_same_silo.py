@@ -20,6 +20,7 @@ from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
 
 from fed_assets.query.context import PlanContext
+from fed_assets.query.cost import join_expands
 from fed_assets.query.tree import (
     conjuncts,
     entries,
@@ -180,6 +181,24 @@ def _movable(cond: exp.Expression, members: set[str], silo: str) -> bool:
     )
 
 
+def _expands(cond: exp.Expression, sources, context: PlanContext) -> bool:
+    """An equi-join between two fragments that statistics say multiplies rows."""
+    if not (
+        isinstance(cond, exp.EQ)
+        and isinstance(cond.left, exp.Column)
+        and isinstance(cond.right, exp.Column)
+    ):
+        return False
+    placeholders = {
+        s.alias_or_name: s.name
+        for s, _ in sources
+        if isinstance(s, exp.Table) and s.name in context.cuts
+    }
+    if cond.left.table not in placeholders or cond.right.table not in placeholders:
+        return False
+    return join_expands(cond, placeholders, context)
+
+
 def _merge_components(select: exp.Select, context: PlanContext) -> None:
     sources = entries(select)
     if len(sources) < 2:
@@ -212,7 +231,7 @@ def _merge_components(select: exp.Select, context: PlanContext) -> None:
         used = refs(cond)
         if len(used) >= 2 and used <= set(inner_aliases) and not cond.find(exp.Table):
             silos = {silo_of[r] for r in used}
-            if len(silos) == 1:
+            if len(silos) == 1 and not _expands(cond, sources, context):
                 first, *rest = sorted(used)
                 for other in rest:
                     parent[find(other)] = find(first)

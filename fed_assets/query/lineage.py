@@ -1,0 +1,74 @@
+"""Column lineage inside a fragment: which base columns an output column is computed from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlglot import exp
+
+from fed_assets.query.context import PlanContext
+from fed_assets.query.tree import entries
+
+
+@dataclass(frozen=True)
+class Exported:
+    """A base column a fragment's result carries, and whether only inside an aggregate."""
+
+    table: str
+    column: str
+    aggregated: bool
+
+
+def exported_columns(tree: exp.Expression) -> list[Exported]:
+    """Base columns (table key, column) carried by ``tree``'s output, traced through subqueries."""
+    out: list[Exported] = []
+    selects = [tree] if isinstance(tree, exp.Select) else list(tree.find_all(exp.Select))[:1]
+    if isinstance(tree, exp.SetOperation):
+        selects = [s for s in (tree.left, tree.right)]
+    for select in selects:
+        for projection in select.expressions:
+            out.extend(trace(projection, select, aggregated=False))
+    return out
+
+
+def trace(node: exp.Expression, select: exp.Select, *, aggregated: bool) -> list[Exported]:
+    """The base columns an expression of ``select`` is computed from, through derived tables."""
+    out = []
+    sources = {s.alias_or_name: s for s, _ in entries(select)}
+    for column in node.find_all(exp.Column):
+        inside = aggregated or column.find_ancestor(exp.AggFunc) is not None
+        source = sources.get(column.table)
+        if isinstance(source, exp.Table):
+            out.append(Exported(source.name, column.name, inside))
+        elif isinstance(source, exp.Subquery) and isinstance(source.this, exp.Select):
+            inner = source.this
+            for projection in inner.expressions:
+                if projection.alias_or_name == column.name:
+                    out.extend(trace(projection, inner, aggregated=inside))
+    return out
+
+
+def base_column(
+    column: exp.Column, placeholders: dict[str, str], context: PlanContext
+) -> tuple[str, str, str] | None:
+    """(silo, table key, column) a residual column reads, when it is a plain column of one base
+    table inside its fragment; None for computed columns."""
+    fragment_id = placeholders.get(column.table)
+    if fragment_id is None:
+        return None
+    cut = context.cuts[fragment_id]
+    tree = cut.tree
+    while isinstance(tree, exp.Select) and tree.is_star:
+        source = entries(tree)[0][0]
+        if not isinstance(source, exp.Subquery):
+            return None
+        tree = source.this
+    if not isinstance(tree, exp.Select):
+        return None
+    projection = next((p for p in tree.expressions if p.alias_or_name == column.name), None)
+    if projection is None or not isinstance(projection.unalias(), exp.Column):
+        return None
+    bases = trace(projection, tree, aggregated=False)
+    if len(bases) != 1:
+        return None
+    return cut.silo, bases[0].table, bases[0].column
