@@ -70,7 +70,6 @@ def offline(online, tmp_path, monkeypatch):
     return Catalog(moved, online.snapshot_path)
 
 
-
 def materialize(asset, catalog, tmp_path, **kwargs) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [asset],
