@@ -157,20 +157,16 @@ class Catalog:
 
 def _spec(silo: SiloResource, table: CatalogTable) -> dg.AssetSpec:
     policy = silo.policy
-    pii = sorted(
-        c.split(".", 1)[-1]
-        for c in policy.pii_columns
-        if "." not in c or c.split(".", 1)[0] == table.table
-    )
+    pii = sorted(policy.for_table(table.table).pii_columns)
     metadata = {
         "dagster/column_schema": dg.TableSchema(
             columns=[
-                dg.TableColumn(name=n, type=t, tags={"pii": ""} if n in pii else {})
+                dg.TableColumn(name=n, type=t, tags={"pii": ""} if n.lower() in pii else {})
                 for n, t in table.columns
             ]
         ),
         "region": silo.region,
-        "policy/export": policy.export,
+        "policy/export": policy.for_table(table.table).export,
         "policy/pii_columns": ", ".join(pii) or "none",
         SILO_META: silo.name,
         TABLE_META: table.table,
