@@ -292,28 +292,7 @@ class SiloResource(ConfigurableResource):
 
     def check_query(self, sql: str) -> exp.Expression:
         """Parse ``sql`` and refuse anything that is not exactly one read-only query."""
-        try:
-            statements = [s for s in sqlglot.parse(sql, read=self.dialect) if s is not None]
-        except sqlglot.errors.ParseError as err:
-            raise QuerySyntaxError(
-                f"silo '{self.name}'",
-                f"the SQL does not parse as {self.dialect}: {first_error(err)}",
-                "correct the SQL; tables are named as in the silo's tables() list",
-            ) from None
-        if len(statements) != 1:
-            raise ReadOnlyViolation(
-                f"silo '{self.name}'",
-                f"expected one query, got {len(statements)} statements",
-                "send a single SELECT; silo reads are read-only",
-            )
-        statement = statements[0]
-        if not isinstance(statement, _QUERY_TYPES) or _writes(statement):
-            raise ReadOnlyViolation(
-                f"silo '{self.name}'",
-                f"'{statement.key.upper()}' statements are refused: silo reads are read-only",
-                "send a SELECT query; write results through an IO manager instead",
-            )
-        return statement
+        return parse_read_only(sql, dialect=self.dialect, where=f"silo '{self.name}'")
 
     def require_table(self, table: str) -> str:
         """Return ``table`` if the silo has it, else raise ``UnknownTableError`` naming the rest.
@@ -490,6 +469,38 @@ def arrow_width(dtype: pa.DataType) -> int:
         return max(dtype.bit_width // 8, 1)
     except ValueError:
         return 16  # strings, binaries and nested values: a typical short value
+
+
+def parse_read_only(sql: str, *, dialect: str, where: str) -> exp.Expression:
+    """Parse exactly one read-only query; refuse anything else before it reaches any silo.
+
+    Args:
+        where: what the error messages name (a silo, or "query" for a federated query).
+
+    Raises:
+        QuerySyntaxError: the SQL does not parse (the message gives line and column).
+        ReadOnlyViolation: several statements, DML, DDL, or a write hidden in a query.
+    """
+    try:
+        statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
+    except sqlglot.errors.ParseError as err:
+        raise QuerySyntaxError(
+            where, f"the SQL does not parse as {dialect}: {first_error(err)}", "correct the SQL"
+        ) from None
+    if len(statements) != 1:
+        raise ReadOnlyViolation(
+            where,
+            f"expected one query, got {len(statements)} statements",
+            "send a single SELECT; silo reads are read-only",
+        )
+    (statement,) = statements
+    if not isinstance(statement, _QUERY_TYPES) or _writes(statement):
+        raise ReadOnlyViolation(
+            where,
+            f"'{statement.key.upper()}' statements are refused: silo reads are read-only",
+            "send a SELECT query; write results through an asset's IO manager instead",
+        )
+    return statement
 
 
 def _writes(statement: exp.Expression) -> bool:

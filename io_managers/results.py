@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from fed_assets.errors import ConfigurationError, CorruptDataError
 from resources.silos._files import Location
@@ -31,18 +31,23 @@ class ParquetResultsIOManager(dg.ConfigurableIOManager):
     s3_secret_access_key: str | None = Field(default=None, description="S3 secret; use EnvVar.")
     s3_region: str | None = Field(default=None, description="S3 region.")
 
+    _resolved: Location | None = PrivateAttr(default=None)
+
     def _location(self) -> Location:
-        """Filesystem and base path, resolved exactly as a Parquet silo at the same root would."""
+        """Filesystem and base path, resolved exactly as a Parquet silo at the same root would
+        (once per IO manager instance)."""
         from resources.silos.parquet import ParquetSilo
 
-        return ParquetSilo(
-            name="results_store",
-            root=self.base_path,
-            s3_endpoint_url=self.s3_endpoint_url,
-            s3_access_key_id=self.s3_access_key_id,
-            s3_secret_access_key=self.s3_secret_access_key,
-            s3_region=self.s3_region,
-        ).location
+        if self._resolved is None:
+            self._resolved = ParquetSilo(
+                name="results_store",
+                root=self.base_path,
+                s3_endpoint_url=self.s3_endpoint_url,
+                s3_access_key_id=self.s3_access_key_id,
+                s3_secret_access_key=self.s3_secret_access_key,
+                s3_region=self.s3_region,
+            ).location
+        return self._resolved
 
     def _path(self, context: dg.InputContext | dg.OutputContext, partition: str | None) -> str:
         parts = [self._location().base.rstrip("/"), *context.asset_key.path]

@@ -11,7 +11,6 @@ import inspect
 import time
 from collections.abc import Mapping, Sequence
 
-import sqlglot
 from sqlglot import exp
 from sqlglot.optimizer.isolate_table_selects import isolate_table_selects
 from sqlglot.optimizer.normalize import normalize
@@ -20,7 +19,6 @@ from sqlglot.optimizer.pushdown_projections import pushdown_projections
 from sqlglot.optimizer.simplify import simplify
 from sqlglot.optimizer.unnest_subqueries import unnest_subqueries
 
-from fed_assets.errors import QuerySyntaxError, ReadOnlyViolation
 from fed_assets.query.context import PlanContext, SchemaSource, live_schema
 from fed_assets.query.cost import estimate_fragment
 from fed_assets.query.model import FragmentPlan, Plan
@@ -35,7 +33,7 @@ from fed_assets.query.rules.push_limit import push_limit
 from fed_assets.query.rules.qualify_columns import qualify_columns
 from fed_assets.query.rules.resolve_tables import resolve_tables
 from fed_assets.query.rules.split_aggregates import split_aggregates
-from fed_assets.silo import SiloResource, first_error
+from fed_assets.silo import SiloResource, parse_read_only
 
 
 def _isolate_tables(expression: exp.Expression, context: PlanContext) -> exp.Expression:
@@ -119,28 +117,4 @@ def plan(
 
 def parse_query(sql: str, *, read: str = "duckdb") -> exp.Expression:
     """Parse one read-only query; refuse anything else with the position of the problem."""
-    try:
-        statements = [s for s in sqlglot.parse(sql, read=read) if s is not None]
-    except sqlglot.errors.ParseError as err:
-        raise QuerySyntaxError(
-            "query", f"the SQL does not parse: {first_error(err)}", "correct the SQL"
-        ) from None
-    if len(statements) != 1:
-        raise ReadOnlyViolation(
-            "query", f"expected one query, got {len(statements)} statements", "send one SELECT"
-        )
-    (statement,) = statements
-    if (
-        not isinstance(statement, exp.Query)
-        or any(
-            isinstance(n, (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, exp.Drop))
-            for n in statement.walk()
-        )
-        or statement.args.get("into")
-    ):
-        raise ReadOnlyViolation(
-            "query",
-            f"'{statement.key.upper()}' statements cannot run federated: silos are read-only",
-            "send a SELECT; write results through an asset's IO manager",
-        )
-    return statement
+    return parse_read_only(sql, dialect=read, where="query")
