@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
@@ -284,11 +284,14 @@ class SiloResource(ConfigurableResource):
         self.check_query(sql)
         return self._scan(sql)
 
-    def scan_keyed(self, sql: str, column: str, keys: pa.Array) -> pa.RecordBatchReader:
-        """Rows of ``sql`` whose output ``column`` is among ``keys``: a semi-join filter pushed
-        into the silo. By default the keys travel as an ``IN`` list in the silo's SQL."""
+    def scan_keyed(self, sql: str, keys: Mapping[str, pa.Array]) -> pa.RecordBatchReader:
+        """Rows of ``sql`` whose output columns are among the given keys (column → keys, all must
+        hold): semi-join filters pushed into the silo. By default the keys travel as ``IN``
+        lists in the silo's SQL."""
+        from fed_assets.keyed import keyed_sql  # the planner's tree helpers import this module
+
         self.check_query(sql)
-        return self.scan(keyed_sql(sql, self.dialect, column, keys))
+        return self.scan(keyed_sql(sql, self.dialect, keys))
 
     def check_query(self, sql: str) -> exp.Expression:
         """Parse ``sql`` and refuse anything that is not exactly one read-only query."""
@@ -437,23 +440,6 @@ def stream(
     # A reader dropped before it is exhausted still releases its connection / temporary table.
     weakref.finalize(reader, close_once)
     return reader
-
-
-KEYS_TABLE = "__fed_keys"
-
-
-def keyed_sql(sql: str, dialect: str, column: str, keys: pa.Array | None) -> str:
-    """``SELECT * FROM (sql) WHERE column IN (keys...)``; with ``keys=None`` the values come from
-    a table ``__fed_keys(k)`` the engine provides (an Arrow table registered in DuckDB)."""
-    alias = exp.to_identifier("_sj", quoted=True)
-    target = exp.column(column, table=alias, quoted=True)
-    if keys is None:
-        condition = target.isin(query=exp.select("k").from_(KEYS_TABLE))
-    else:
-        condition = target.isin(*([exp.convert(v) for v in keys.to_pylist()] or [exp.null()]))
-    inner = exp.maybe_parse(sql, dialect=dialect)
-    wrapped = exp.select("*").from_(exp.Subquery(this=inner, alias=exp.TableAlias(this=alias)))
-    return wrapped.where(condition).sql(dialect=dialect, identify=True)
 
 
 def _match_name(name: str, names: list[str]) -> str | None:

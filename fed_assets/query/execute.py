@@ -1,16 +1,16 @@
 """Run a plan: fragments concurrently in their silos, Arrow into an embedded DuckDB, residual above.
 
 - Fragments without a semi-join input start at once, in threads; a semi-join target starts when
-  its source finishes, with the source's distinct keys as an ``IN`` filter.
+  all its sources have finished, with their distinct keys as ``IN`` filters.
 - Each fragment has a timeout; transient failures (a silo unreachable) are retried with backoff;
   on any failure the fragments not yet started are cancelled and the error names the silo.
-- The residual query runs in DuckDB with a memory limit and a spill folder.
+- The residual query runs on a cursor of the process's residual DuckDB (``fed_assets.engine``),
+  with a memory limit and a spill folder.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 
@@ -18,6 +18,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fed_assets import engine as fed_engine
 from fed_assets.errors import FedAssetsError, SiloQueryError, SiloUnreachableError
 from fed_assets.query.model import FragmentPlan, FragmentRun, Plan, QueryResult, SemiJoin
 from fed_assets.query.rules.choose_semi_joins import SEMIJOIN_MAX_KEYS
@@ -67,16 +68,18 @@ def execute(
 
 
 def _run_fragments(plan, silos, *, timeout_s, progress):
-    by_target = {sj.target: sj for sj in plan.semi_joins}
+    by_target: dict[str, list[SemiJoin]] = {}
+    for sj in plan.semi_joins:
+        by_target.setdefault(sj.target, []).append(sj)
     tables: dict[str, pa.Table] = {}
     runs: dict[str, FragmentRun] = {}
     pool = cf.ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, max(1, len(plan.fragments))))
     pending: dict[cf.Future, tuple[FragmentPlan, float]] = {}
 
-    def submit(fragment: FragmentPlan, semi: tuple[SemiJoin, pa.Array] | None = None) -> None:
+    def submit(fragment: FragmentPlan, keys: dict[str, pa.Array] | None = None) -> None:
         if progress:
             progress("start", fragment, {})
-        future = pool.submit(_run_one, fragment, silos[fragment.silo], plan, semi)
+        future = pool.submit(_run_one, fragment, silos[fragment.silo], plan, keys or {})
         pending[future] = (fragment, time.monotonic())
 
     try:
@@ -102,13 +105,10 @@ def _run_fragments(plan, silos, *, timeout_s, progress):
                 tables[fragment.id], runs[fragment.id] = table, run
                 if progress:
                     progress("done", fragment, {"rows": run.rows, "bytes": run.bytes})
-                for target in sorted(waiting):
-                    sj = by_target[target]
-                    if sj.source in tables:
-                        waiting.discard(target)
-                        keys = pc.unique(tables[sj.source][sj.source_column]).drop_null()
-                        semi = (sj, keys) if len(keys) <= SEMIJOIN_MAX_KEYS else None
-                        submit(plan.fragment(target), semi)
+            for target in sorted(waiting):
+                if all(sj.source in tables for sj in by_target[target]):
+                    waiting.discard(target)
+                    submit(plan.fragment(target), _semi_join_keys(by_target[target], tables))
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
         raise
@@ -116,24 +116,35 @@ def _run_fragments(plan, silos, *, timeout_s, progress):
     return tables, runs
 
 
+def _semi_join_keys(joins: list[SemiJoin], tables: Mapping[str, pa.Table]) -> dict[str, pa.Array]:
+    """Target column → the distinct non-null keys its sources produced; a list too long to be
+    worth sending is left out (the join above still applies it)."""
+    keys = {}
+    for sj in joins:
+        values = pc.unique(tables[sj.source][sj.source_column]).drop_null()
+        if len(values) <= SEMIJOIN_MAX_KEYS:
+            keys[sj.target_column] = values
+    return keys
+
+
 def _run_one(
     fragment: FragmentPlan,
     silo: SiloResource,
     plan: Plan,
-    semi: tuple[SemiJoin, pa.Array] | None,
+    keys: Mapping[str, pa.Array],
 ) -> tuple[pa.Table, FragmentRun]:
     sql = fragment.sql
-    if semi is not None:  # for the record; the keys themselves can be many
-        sql += f"\n-- semi-join filter: {semi[0].target_column} IN <{len(semi[1]):,} keys>"
+    for column, values in keys.items():  # for the record; the keys themselves can be many
+        sql += f"\n-- semi-join filter: {column} IN <{len(values):,} keys>"
     attempt = 0
     while True:
         attempt += 1
         started = time.perf_counter()
         try:
-            if semi is None:
-                table = silo.scan(sql).read_all()
+            if keys:
+                table = silo.scan_keyed(fragment.sql, keys).read_all()
             else:
-                table = silo.scan_keyed(fragment.sql, semi[0].target_column, semi[1]).read_all()
+                table = silo.scan(sql).read_all()
             break
         except SiloUnreachableError:
             if attempt > RETRIES:
@@ -156,22 +167,21 @@ def _run_one(
         destination_region=plan.engine_region or "engine",
         rule=fragment.rule,
         attempts=attempt,
-        semi_join_keys=None if semi is None else len(semi[1]),
+        semi_join_keys=sum(len(v) for v in keys.values()) if keys else None,
     )
 
 
 def _run_residual(plan: Plan, tables: Mapping[str, pa.Table], *, memory_limit: str) -> pa.Table:
-    with tempfile.TemporaryDirectory(prefix="fed-assets-spill-") as spill:
-        con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": spill})
-        try:
-            for fragment_id, table in tables.items():
-                con.register(fragment_id, table)
-            return con.sql(plan.residual).to_arrow_table()
-        except duckdb.Error as err:
-            text = str(err).splitlines()[0]
-            fix = "check the query"
-            if "Cannot compare" in text or "explicit cast" in text:
-                fix = "the join keys come from different silos with different types: CAST one side"
-            raise ResidualQueryError("query (embedded engine)", text, fix) from None
-        finally:
-            con.close()
+    con = fed_engine.cursor("residual", memory_limit=memory_limit)
+    try:
+        for fragment_id, table in tables.items():
+            con.register(fragment_id, table)
+        return con.sql(plan.residual).to_arrow_table()
+    except duckdb.Error as err:
+        text = str(err).splitlines()[0]
+        fix = "check the query"
+        if "Cannot compare" in text or "explicit cast" in text:
+            fix = "the join keys come from different silos with different types: CAST one side"
+        raise ResidualQueryError("query (embedded engine)", text, fix) from None
+    finally:
+        con.close()

@@ -17,7 +17,6 @@ from sqlglot.optimizer.normalize import normalize
 from sqlglot.optimizer.pushdown_predicates import pushdown_predicates
 from sqlglot.optimizer.pushdown_projections import pushdown_projections
 from sqlglot.optimizer.simplify import simplify
-from sqlglot.optimizer.unnest_subqueries import unnest_subqueries
 
 from fed_assets.query.context import PlanContext, SchemaSource, live_schema
 from fed_assets.query.cost import estimate_fragment
@@ -33,6 +32,7 @@ from fed_assets.query.rules.push_limit import push_limit
 from fed_assets.query.rules.qualify_columns import qualify_columns
 from fed_assets.query.rules.resolve_tables import resolve_tables
 from fed_assets.query.rules.split_aggregates import split_aggregates
+from fed_assets.query.rules.unnest_cross_silo_subqueries import unnest_cross_silo_subqueries
 from fed_assets.silo import SiloResource, parse_read_only
 
 
@@ -47,7 +47,7 @@ RULES = (
     resolve_tables,
     inline_ctes,
     qualify_columns,
-    unnest_subqueries,
+    unnest_cross_silo_subqueries,
     _isolate_tables,
     pushdown_projections,
     normalize,

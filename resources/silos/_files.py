@@ -3,7 +3,7 @@
 ``FileSilo`` turns its ``root`` (a local path, ``file://``, ``s3://bucket/prefix`` or
 ``gs://bucket/prefix``) into a ``pyarrow.fs`` filesystem and a base path, translates storage
 errors into ``FedAssetsError``s, and implements ``_scan``: the SQL is parsed, every table it names
-is registered in a private in-memory DuckDB as a view over a ``pyarrow.dataset`` (DuckDB pushes
+is registered, on a cursor of the silo's own embedded DuckDB (``fed_assets.engine``), as a view over a ``pyarrow.dataset`` (DuckDB pushes
 projections and filters into the dataset scan, so partitions and row groups are pruned), and the
 result streams back batch by batch. DuckDB never touches storage itself: its external access is
 switched off, so a query cannot read files outside the silo.
@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from dagster import EnvVar
 from pydantic import Field, PrivateAttr
 from sqlglot import exp
 
+from fed_assets import engine as fed_engine
 from fed_assets.errors import (
     ConfigurationError,
     CorruptDataError,
@@ -37,7 +38,8 @@ from fed_assets.errors import (
     SiloQueryError,
     SiloUnreachableError,
 )
-from fed_assets.silo import BATCH_ROWS, KEYS_TABLE, SiloResource, keyed_sql, stream
+from fed_assets.keyed import keyed_sql, keys_tables
+from fed_assets.silo import BATCH_ROWS, SiloResource, stream
 
 # Seconds to wait for a TCP connection / a response from S3: long enough for a busy region, short
 # enough that a wrong endpoint fails a sensor tick in seconds rather than minutes.
@@ -434,18 +436,21 @@ class FileSilo(SiloResource):
         return None
 
     # ----------------------------------------------------------------- the read path
-    def scan_keyed(self, sql: str, column: str, keys: pa.Array) -> pa.RecordBatchReader:
-        """The keys join as a registered Arrow table: a hash semi-join, not a long IN list."""
+    def scan_keyed(self, sql: str, keys: Mapping[str, pa.Array]) -> pa.RecordBatchReader:
+        """The keys join as registered Arrow tables: hash semi-joins, not long IN lists."""
         self.check_query(sql)
-        keyed = keyed_sql(sql, "duckdb", column, None)
-        return self._scan(keyed, inputs={KEYS_TABLE: pa.table({"k": keys})})
+        names, tables = keys_tables(keys)
+        return self._scan(keyed_sql(sql, "duckdb", names), inputs=tables)
 
     def _scan(self, sql: str, inputs: dict[str, pa.Table] | None = None) -> pa.RecordBatchReader:
         statement = sqlglot.parse_one(sql, read="duckdb")
         names, rewritten = self._referenced_tables(statement, skip=set(inputs or {}))
         if rewritten:
             sql = statement.sql(dialect="duckdb")
-        con = duckdb.connect(":memory:")
+        con = fed_engine.cursor(
+            ("file-silo", self.name, self.location.scheme, self.location.base),
+            setup=self._lock_down,
+        )
         table_of_error: list[str] = []
         try:
             for name, table in (inputs or {}).items():
@@ -457,15 +462,7 @@ class FileSilo(SiloResource):
                     con.register(written, self._dataset_or_error(table))
                 else:
                     name = exp.to_identifier(written, quoted=True).sql("duckdb")
-                    con.execute(f"CREATE VIEW {name} AS {view}")
-            # The silo's files reach DuckDB only as registered Arrow datasets or as views over
-            # the silo's own folder; switching external access off keeps a query from reading
-            # anything else (read_csv('/etc/passwd')).
-            if self.location.scheme == "file":
-                root = exp.Literal.string(self.location.base).sql("duckdb")
-                con.execute(f"SET allowed_directories = [{root}]")
-            con.execute("SET enable_external_access = false")
-            con.execute("SET lock_configuration = true")
+                    con.execute(f"CREATE TEMP VIEW {name} AS {view}")
             table_of_error[:] = []
             reader = con.sql(sql).to_arrow_reader(BATCH_ROWS)
         except Exception as err:
@@ -477,6 +474,16 @@ class FileSilo(SiloResource):
             on_error=lambda err: self._scan_error(err, list(names.values())),
             close=con.close,
         )
+
+    def _lock_down(self, engine: duckdb.DuckDBPyConnection) -> None:
+        """Settings of this silo's engine: the silo's files reach it only as registered Arrow
+        datasets or as views over the silo's own folder; with external access off and the
+        configuration locked, a query cannot read anything else (``read_csv('/etc/passwd')``)."""
+        if self.location.scheme == "file":
+            root = exp.Literal.string(self.location.base).sql("duckdb")
+            engine.execute(f"SET allowed_directories = [{root}]")
+        engine.execute("SET enable_external_access = false")
+        engine.execute("SET lock_configuration = true")
 
     def _referenced_tables(
         self, statement: exp.Expression, skip: set[str] = frozenset()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+from collections.abc import Mapping
 from typing import ClassVar
 
 import duckdb
@@ -20,16 +21,15 @@ from fed_assets.errors import (
     UnknownColumnError,
     UnknownTableError,
 )
+from fed_assets.keyed import keyed_sql, keys_tables
 from fed_assets.silo import (
     BATCH_ROWS,
-    KEYS_TABLE,
     Capabilities,
     ColumnStats,
     SiloResource,
     TableStats,
     TableVersion,
     arrow_width,
-    keyed_sql,
     stream,
 )
 
@@ -135,11 +135,11 @@ class DuckDBSilo(SiloResource):
             "change to any table of this file changes every table's version)",
         )
 
-    def scan_keyed(self, sql: str, column: str, keys: pa.Array) -> pa.RecordBatchReader:
-        """The keys join as a registered Arrow table: a hash semi-join, not a long IN list."""
+    def scan_keyed(self, sql: str, keys: Mapping[str, pa.Array]) -> pa.RecordBatchReader:
+        """The keys join as registered Arrow tables: hash semi-joins, not long IN lists."""
         self.check_query(sql)
-        keyed = keyed_sql(sql, "duckdb", column, None)
-        return self._scan(keyed, inputs={KEYS_TABLE: pa.table({"k": keys})})
+        names, tables = keys_tables(keys)
+        return self._scan(keyed_sql(sql, "duckdb", names), inputs=tables)
 
     def _scan(self, sql: str, inputs: dict[str, pa.Table] | None = None) -> pa.RecordBatchReader:
         con = self._connect()

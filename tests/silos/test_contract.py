@@ -97,6 +97,26 @@ def test_scan_runs_an_aggregate_in_the_silo(case):
     assert row["total"] == pytest.approx(120.75)
 
 
+def test_scan_keyed_keeps_rows_matching_every_key_list(case):
+    silo = case.silo
+    sql = (
+        exp.select(
+            exp.alias_(exp.column("id"), "key_id", quoted=True),
+            exp.alias_(exp.column("name"), "key_name", quoted=True),
+        )
+        .from_(silo.table_expression(silo.require_table("people")))
+        .sql(silo.dialect)
+    )
+    keys = {
+        "key_id": pa.array([1, 2, 3, 99], pa.int64()),
+        "key_name": pa.array(["Ada", "Chloé", "Émile"]),
+    }
+    got = rows_any(silo.scan_keyed(sql, keys).read_all())
+    assert sorted(r["key_id"] for r in got) == [1, 3]
+    empty = silo.scan_keyed(sql, {"key_id": pa.array([], pa.int64())}).read_all()
+    assert empty.num_rows == 0
+
+
 def rows_any(table: pa.Table) -> list[dict]:
     return table.rename_columns([c.lower() for c in table.column_names]).to_pylist()
 

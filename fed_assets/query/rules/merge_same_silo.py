@@ -69,26 +69,36 @@ def pushable_silo(node: exp.Expression, context: PlanContext) -> str | None:
 
 
 def render(tree: exp.Expression, silo_name: str, context: PlanContext) -> str:
-    """``tree`` as SQL in the silo's dialect, with the silo's own table and column spellings."""
+    """``tree`` as SQL in the silo's dialect, with the silo's own table and column spellings.
+
+    The spellings are swapped into ``tree`` for the generation and swapped back after: copying
+    the tree instead cost a third of the planning time of a query with a large WHERE clause.
+    """
     silo = context.silos[silo_name]
-    tree = tree.copy()
+    swapped: list[tuple[exp.Expression, exp.Expression]] = []  # (original, stand-in)
     tables: dict[str, tuple[str, str]] = {}
-    for table in list(tree.find_all(exp.Table)):
-        key = table.name
-        actual, _ = context.spelling[(silo_name, key)]
-        alias = table.alias_or_name
-        tables[alias] = (silo_name, key)
-        target = silo.table_expression(actual)
-        target.set("alias", exp.TableAlias(this=exp.to_identifier(alias, quoted=True)))
-        table.replace(target)
-    for column in tree.find_all(exp.Column):
-        owner = tables.get(column.table)
-        if owner is not None:
-            _, columns = context.spelling[owner]
-            column.set(
-                "this", exp.to_identifier(columns.get(column.name, column.name), quoted=True)
-            )
-    return tree.sql(dialect=silo.dialect, unsupported_level=ErrorLevel.RAISE, identify=True)
+    try:
+        for table in list(tree.find_all(exp.Table)):
+            key = table.name
+            actual, _ = context.spelling[(silo_name, key)]
+            alias = table.alias_or_name
+            tables[alias] = (silo_name, key)
+            target = silo.table_expression(actual)
+            target.set("alias", exp.TableAlias(this=exp.to_identifier(alias, quoted=True)))
+            table.replace(target)
+            swapped.append((table, target))
+        for column in list(tree.find_all(exp.Column)):
+            owner = tables.get(column.table)
+            if owner is not None:
+                _, columns = context.spelling[owner]
+                original = column.this
+                spelt = exp.to_identifier(columns.get(column.name, column.name), quoted=True)
+                original.replace(spelt)
+                swapped.append((original, spelt))
+        return tree.sql(dialect=silo.dialect, unsupported_level=ErrorLevel.RAISE, identify=True)
+    finally:
+        for original, stand_in in reversed(swapped):
+            stand_in.replace(original)
 
 
 def _self_contained(node: exp.Expression) -> bool:
@@ -115,9 +125,11 @@ def _cut(node: exp.Expression, context: PlanContext) -> None:
             _cut_child(source, context)
         elif isinstance(source, exp.Table) and source.args.get("db"):
             _cut_table(node, source, context)
+    # Merge first: a condition whose subquery reads only the same silo moves into the merged
+    # fragment whole; only the subqueries left behind are cut on their own.
+    _merge_components(node, context)
     for sub in _expression_subqueries(node):
         _cut_child(sub, context)
-    _merge_components(node, context)
 
 
 def _cut_child(node: exp.Expression, context: PlanContext) -> None:
@@ -152,10 +164,12 @@ def _cut_table(select: exp.Select, table: exp.Table, context: PlanContext) -> No
 
 
 def _expression_subqueries(select: exp.Select) -> list[exp.Expression]:
-    """Subqueries in the select list, WHERE, HAVING (not FROM/JOIN sources) of ``select``."""
+    """Subqueries in the select list, join conditions, WHERE, HAVING (not FROM/JOIN sources) of
+    ``select``."""
     found = []
-    for key in ("expressions", "where", "having", "qualify"):
-        value = select.args.get(key)
+    ons = [join.args.get("on") for join in select.args.get("joins") or []]
+    for key in ("expressions", "on", "where", "having", "qualify"):
+        value = ons if key == "on" else select.args.get(key)
         for part in value if isinstance(value, list) else [value]:
             if part is None:
                 continue
@@ -172,7 +186,9 @@ def _expression_subqueries(select: exp.Select) -> list[exp.Expression]:
 def _movable(cond: exp.Expression, members: set[str], silo: str) -> bool:
     """Whether ``cond`` can run inside the merged fragment: it reads only its members and, in any
     subquery, only base tables of the same silo (never another fragment)."""
-    used = refs(cond)
+    used = refs(cond) - {
+        source.alias_or_name for source in cond.find_all(exp.Table, exp.Subquery)
+    }  # aliases a subquery in ``cond`` defines itself are not the outer query's
     tables = list(cond.find_all(exp.Table))
     return (
         bool(used)
@@ -248,7 +264,18 @@ def _merge_components(select: exp.Select, context: PlanContext) -> None:
     groups: dict[str, list[str]] = {}
     for alias in silo_of:
         groups.setdefault(find(alias), []).append(alias)
-    components = [members for members in groups.values() if len(members) >= 2]
+    components = [
+        members
+        for members in groups.values()
+        if len(members) >= 2
+        or (
+            members[0] not in left_members
+            and any(
+                cond.find(exp.Select) and _movable(cond, set(members), silo_of[members[0]])
+                for cond in inner_conditions
+            )
+        )
+    ]
     for members in components:
         _merge(select, members, left_members, context)
 
