@@ -1,19 +1,20 @@
-"""PostgreSQL silo: read-only ADBC sessions streaming Arrow, metadata from the system catalogs."""
+"""PostgreSQL silo: pooled read-only ADBC sessions streaming Arrow, metadata from the catalogs."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import re
-from collections.abc import Iterator, Sequence
-from typing import Any, ClassVar
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, ClassVar, TypeVar
 
 import adbc_driver_manager
 import adbc_driver_postgresql
 import adbc_driver_postgresql.dbapi as adbc_pg
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import Field
+from dagster import InitResourceContext
+from pydantic import Field, PrivateAttr
 from sqlglot import exp
 
 from fed_assets.errors import (
@@ -36,6 +37,9 @@ from fed_assets.silo import (
     TableVersion,
     stream,
 )
+from resources.silos._pool import ConnectionPool
+
+T = TypeVar("T")
 
 # Bytes per batch the driver aims for: about BATCH_ROWS rows of a ~80-byte row, so a wide table
 # still arrives in bounded pieces (batches over BATCH_ROWS rows are sliced as well).
@@ -146,13 +150,36 @@ _UNREACHABLE_PATTERNS = (
     "connection timed out",
     "host is unreachable",
 )
+# A pooled session the server ended while it sat idle (restart, pg_terminate_backend,
+# idle_session_timeout, a proxy or NAT dropping it): SQLSTATE class 08, admin / crash shutdown and
+# idle-session timeout, or libpq's messages, which carry no SQLSTATE.
+_LOST_SQLSTATES = ("57P01", "57P02", "57P05")
+_LOST_PATTERNS = (
+    "server closed the connection unexpectedly",
+    "no connection to the server",
+    "terminating connection due to",
+    "connection to server was lost",
+    "could not send data to server",
+    "could not receive data from server",
+    "ssl connection has been closed unexpectedly",
+    "ssl syscall error",
+    "connection reset by peer",
+    "broken pipe",
+)
+# Run before a session goes back to the pool: whatever a query changed for the session (settings
+# through set_config, such as default_transaction_read_only; role; advisory locks; prepared
+# statements) returns to what the connection started with, read-only included.
+_RESET_SQL = "DISCARD ALL"
 
 
 class PostgresSilo(SiloResource):
     """A PostgreSQL database schema as a silo, read through ADBC as Arrow.
 
     Every session is read-only (``default_transaction_read_only=on``) on top of the query check
-    that refuses anything but a single query. Pass the password from the environment::
+    that refuses anything but a single query. Sessions are pooled: a scan or catalog query borrows
+    an idle connection (see ``resources/silos/_pool.py``), and gives it back reset (``DISCARD
+    ALL``) only when it finished cleanly; ``close_pool()`` closes the idle ones, as does the end of
+    a Dagster run and the end of the process. Pass the password from the environment::
 
         PostgresSilo(name="core", host="db.internal", user="reader", database="bank",
                      password=dagster.EnvVar("CORE_PG_PASSWORD"))
@@ -185,6 +212,8 @@ class PostgresSilo(SiloResource):
         description="libpq sslmode: disable, allow, prefer, require, verify-ca or verify-full.",
     )
 
+    _pool: ConnectionPool = PrivateAttr(default_factory=ConnectionPool)
+
     # ----------------------------------------------------------------- protocol
     @property
     def dialect(self) -> str:
@@ -201,18 +230,7 @@ class PostgresSilo(SiloResource):
 
     def schema(self, table: str) -> pa.Schema:
         sql = f"SELECT * FROM {self.table_expression(table).sql(dialect='postgres')} LIMIT 0"
-        conn = self._connect()
-        try:
-            cur = conn.cursor()
-            try:
-                cur.execute(sql)
-                return arrow_schema(cur.fetch_arrow_table().schema)
-            finally:
-                cur.close()
-        except adbc_driver_manager.Error as err:
-            raise self.wrap_error(err, table=table) from err
-        finally:
-            conn.close()
+        return arrow_schema(self._query(sql, table=table).schema)
 
     def stats(self, table: str) -> TableStats:
         relation = self._relation(table)
@@ -272,33 +290,53 @@ class PostgresSilo(SiloResource):
         )
 
     def _scan(self, sql: str) -> pa.RecordBatchReader:
-        conn = self._connect()
-        cur = None
-        try:
+        def start(conn: Any) -> tuple[Any, pa.RecordBatchReader, pa.Schema]:
             cur = conn.cursor()
-            cur.adbc_statement.set_options(
-                **{
-                    adbc_driver_postgresql.StatementOptions.BATCH_SIZE_HINT_BYTES.value: str(
-                        BATCH_BYTES_HINT
-                    )
-                }
-            )
-            cur.execute(sql)
-            reader = cur.fetch_record_batch()
-        except BaseException as err:
-            _close(cur, conn)
-            if isinstance(err, adbc_driver_manager.Error):
-                raise self.wrap_error(err) from err
-            raise
-        schema = arrow_schema(reader.schema)
+            try:
+                cur.adbc_statement.set_options(
+                    **{
+                        adbc_driver_postgresql.StatementOptions.BATCH_SIZE_HINT_BYTES.value: str(
+                            BATCH_BYTES_HINT
+                        )
+                    }
+                )
+                cur.execute(sql)
+                reader = cur.fetch_record_batch()
+                return cur, reader, arrow_schema(reader.schema)
+            except BaseException:
+                _close(cur, None)
+                raise
+
+        conn, (cur, reader, schema) = self._borrow(start)
+        drained = False
 
         def batches() -> Iterator[pa.RecordBatch]:
+            nonlocal drained
             for batch in reader:
                 converted = self._convert(batch, schema)
                 for offset in range(0, max(converted.num_rows, 1), BATCH_ROWS):
                     yield converted.slice(offset, BATCH_ROWS)
+            drained = True
 
-        return stream(schema, batches(), on_error=self.wrap_error, close=lambda: _close(cur, conn))
+        def close() -> None:
+            # Only a result read to its end leaves the session idle; after an error, or a reader
+            # dropped or closed halfway, the server may still be sending rows: close the session.
+            _close(cur, None)
+            if drained:
+                self._give_back(conn)
+            else:
+                _close(None, conn)
+
+        return stream(schema, batches(), on_error=self.wrap_error, close=close)
+
+    # ----------------------------------------------------------------- pool
+    def close_pool(self) -> None:
+        """Close the idle pooled connections now (those still in use close or pool when done)."""
+        self._pool.clear()
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        """Dagster calls this when a run or step that used the silo ends: idle sessions close."""
+        self.close_pool()
 
     # ----------------------------------------------------------------- errors
     def wrap_error(self, err: Exception, *, table: str | None = None) -> FedAssetsError:
@@ -396,20 +434,68 @@ class PostgresSilo(SiloResource):
             # from None: a driver's connect error could echo the connection string.
             raise self.wrap_error(err) from None
 
-    def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        """Run a catalog query with ``$n`` parameters and return its rows as dicts."""
-        conn = self._connect()
+    def _borrow(self, work: Callable[[Any], T], *, table: str | None = None) -> tuple[Any, T]:
+        """Run ``work(connection)`` on a pooled (else new) connection; return both.
+
+        The caller owns the connection afterwards and hands it to ``_give_back`` once it is idle.
+        After an error the connection is closed, never reused, and the error raised as a
+        ``FedAssetsError``; except that when a reused connection turns out to have been closed by
+        the server, ``work`` runs once more on a new connection (queries only read, so running
+        one again is safe), and the other idle connections, likely dead too, are closed.
+        """
+        key = self._pool_key()
+        conn = self._pool.take(key)
+        reused = conn is not None
+        if conn is None:
+            conn = self._connect()
+        while True:
+            try:
+                return conn, work(conn)
+            except BaseException as err:
+                _close(None, conn)
+                if not isinstance(err, adbc_driver_manager.Error):
+                    raise
+                if not (reused and _connection_lost(err)):
+                    raise self.wrap_error(err, table=table) from err
+            self._pool.clear()
+            conn, reused = self._connect(), False
+
+    def _give_back(self, conn: Any) -> None:
+        """Reset an idle session and return it to the pool; close it if the reset fails."""
         try:
             cur = conn.cursor()
             try:
-                cur.execute(sql, tuple(params) if params else None)
-                return cur.fetch_arrow_table().to_pylist()
+                cur.adbc_statement.set_sql_query(_RESET_SQL)
+                cur.adbc_statement.execute_update()
             finally:
                 cur.close()
-        except adbc_driver_manager.Error as err:
-            raise self.wrap_error(err) from err
-        finally:
-            conn.close()
+        except Exception:  # a session that cannot be reset is not reused
+            _close(None, conn)
+            return
+        self._pool.give_back(self._pool_key(), conn)
+
+    def _pool_key(self) -> bytes:
+        """Pooled sessions are filed by a digest of the settings that opened them."""
+        return hashlib.sha256(self.conninfo().encode()).digest()
+
+    def _query(self, sql: str, params: Sequence[Any] = (), *, table: str | None = None) -> pa.Table:
+        """Run ``sql`` with ``$n`` parameters on a pooled session; the whole result as a table."""
+
+        def run(conn: Any) -> pa.Table:
+            cur = conn.cursor()
+            try:
+                cur.execute(sql, tuple(params) if params else None)
+                return cur.fetch_arrow_table()
+            finally:
+                cur.close()
+
+        conn, result = self._borrow(run, table=table)
+        self._give_back(conn)
+        return result
+
+    def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Run a catalog query with ``$n`` parameters and return its rows as dicts."""
+        return self._query(sql, params).to_pylist()
 
     def _relation(self, table: str) -> dict[str, Any]:
         rows = self._fetch(_RELATION_SQL, (self.schema_, table))
@@ -540,6 +626,18 @@ def _quoted(reason: str, noun: str) -> str | None:
     if not match:
         return None
     return match.group(1).split(".")[-1]
+
+
+def _connection_lost(err: adbc_driver_manager.Error) -> bool:
+    """Whether ``err`` says the session itself is gone, rather than that the query failed."""
+    sqlstate = getattr(err, "sqlstate", None) or ""
+    # The driver appends the query to its message; a query's text must not look like a failure.
+    text = str(err).split("Query was:", 1)[0].lower()
+    return (
+        sqlstate.startswith("08")
+        or sqlstate in _LOST_SQLSTATES
+        or any(pattern in text for pattern in _LOST_PATTERNS)
+    )
 
 
 def _conninfo_value(value: str) -> str:

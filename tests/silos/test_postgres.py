@@ -1,23 +1,29 @@
-"""PostgreSQL-specific silo behaviour: credentials, reachability, types, read-only, streaming."""
+"""PostgreSQL-specific silo behaviour: credentials, reachability, types, read-only, streaming,
+pooled sessions."""
 
 from __future__ import annotations
 
 import datetime as dt
 import decimal
+import gc
+import threading
 import time
 
 import pyarrow as pa
 import pytest
+from dagster import build_resources
 
 from fed_assets.errors import (
     ConfigurationError,
     ReadOnlyViolation,
     SiloAuthError,
+    SiloQueryError,
     SiloUnreachableError,
     UnknownColumnError,
     UnknownTableError,
 )
 from fed_assets.silo import BATCH_ROWS
+from resources.silos._pool import POOL_IDLE_MAX
 from tests.servers import free_port
 from tests.silos.cases.postgres import connect, flush_stats, silo_for
 
@@ -148,6 +154,152 @@ def test_driver_errors_name_table_and_column(postgres_case):
         silo.scan(f'SELECT * FROM "{silo.schema_}".ghost').read_all()
     with pytest.raises(UnknownColumnError, match="'salary'"):
         silo.scan(f"SELECT salary FROM {silo.table_expression('people').sql('postgres')}")
+
+
+def test_consecutive_scans_reuse_one_session(postgres_case):
+    silo = postgres_case.silo
+    first = backend_pid(silo)
+    assert backend_pid(silo) == first
+    silo.tables()
+    silo.schema("people")
+    assert backend_pid(silo) == first
+    assert silo._pool.idle_count() == 1
+
+
+def test_session_the_server_ended_is_replaced_silently(postgres_case):
+    silo = postgres_case.silo
+    old = end_pooled_session(silo)
+    new = backend_pid(silo)
+    assert new != old
+    assert silo.read("people").read_all().num_rows == 5
+    assert backend_pid(silo) == new
+
+
+def test_catalog_query_on_an_ended_session_is_retried(postgres_case):
+    silo = postgres_case.silo
+    end_pooled_session(silo)
+    assert silo.tables() == ["nobody", "people"]
+
+
+@pytest.mark.parametrize("leave", ["drop", "close"])
+def test_reader_left_halfway_does_not_return_a_busy_session(postgres_schema, leave):
+    env, schema = postgres_schema
+    n = 500_000  # ~25 MB: the server is still sending when the first batch arrives
+    with connect(env) as con:
+        con.execute(
+            f'CREATE TABLE "{schema}".big AS '
+            "SELECT g::bigint AS id, md5(g::text) AS tag FROM generate_series(1, %s) g",
+            (n,),
+        )
+    silo = silo_for(env, schema)
+    reader = silo.scan(f'SELECT pg_backend_pid() AS pid, id FROM "{schema}".big ORDER BY id')
+    first = reader.read_next_batch()
+    assert 0 < first.num_rows < n
+    busy = first.column(0)[0].as_py()
+    if leave == "close":
+        reader.close()
+    del reader
+    gc.collect()
+    assert silo._pool.idle_count() == 0
+    total = silo.scan(f'SELECT count(*) AS n, sum(id) AS s FROM "{schema}".big').read_all()
+    assert total.to_pylist() == [{"n": n, "s": n * (n + 1) // 2}]
+    assert backend_pid(silo) != busy
+
+
+def test_failed_query_closes_its_session(postgres_case):
+    silo = postgres_case.silo
+    old = backend_pid(silo)
+    with pytest.raises(UnknownTableError):
+        silo.scan(f'SELECT * FROM "{silo.schema_}".ghost').read_all()
+    assert silo._pool.idle_count() == 0
+    with pytest.raises(SiloQueryError, match="division by zero"):
+        silo.scan("SELECT 1 / (g - 150000) AS x FROM generate_series(1, 200000) g").read_all()
+    assert silo._pool.idle_count() == 0
+    assert backend_pid(silo) != old
+
+
+def test_reused_session_stays_read_only(postgres_case):
+    silo = postgres_case.silo
+    people = silo.table_expression("people").sql("postgres")
+    opened = silo.scan(
+        "SELECT pg_backend_pid() AS pid, "
+        "set_config('default_transaction_read_only', 'off', false) AS ro"
+    ).read_all()
+    assert opened.column("ro")[0].as_py() == "off"
+    again = silo.scan(
+        "SELECT pg_backend_pid() AS pid, current_setting('default_transaction_read_only') AS ro"
+    ).read_all()
+    assert again.to_pylist() == [{"pid": opened.column("pid")[0].as_py(), "ro": "on"}]
+    with pytest.raises(ReadOnlyViolation, match="read-only"):
+        silo._scan(
+            f"WITH x AS (INSERT INTO {people} (id) VALUES (99) RETURNING id) SELECT * FROM x"
+        ).read_all()
+    assert silo.read("people").read_all().num_rows == 5
+
+
+def test_concurrent_scans_share_a_bounded_pool(postgres_case):
+    silo = postgres_case.silo
+    results, errors = [], []
+
+    def work() -> None:
+        try:
+            for _ in range(10):
+                results.append(silo.read("people", columns=["id"]).read_all().num_rows)
+        except Exception as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and results == [5] * 80
+    assert 1 <= silo._pool.idle_count() <= POOL_IDLE_MAX
+
+
+def test_idle_sessions_expire(postgres_case):
+    silo = postgres_case.silo
+    old = backend_pid(silo)
+    silo._pool.idle_s = 0.0
+    assert backend_pid(silo) != old
+    with connect_silo(silo) as admin:
+        wait_until_gone(admin, old)
+
+
+def test_pool_closes_with_close_pool_and_dagster_teardown(postgres_case):
+    silo = postgres_case.silo
+    pid = backend_pid(silo)
+    silo.close_pool()
+    assert silo._pool.idle_count() == 0
+    with build_resources({"pg": silo}) as resources:
+        in_run = backend_pid(resources.pg)
+        assert resources.pg._pool.idle_count() == 1
+    with connect_silo(silo) as admin:
+        wait_until_gone(admin, pid)
+        wait_until_gone(admin, in_run)
+
+
+def backend_pid(silo) -> int:
+    """The server process id of the session that runs the silo's next scan."""
+    return silo.scan("SELECT pg_backend_pid() AS pid").read_all().column("pid")[0].as_py()
+
+
+def end_pooled_session(silo) -> int:
+    """Pool a session, have the server end it (as a restart or idle timeout would); its pid."""
+    pid = backend_pid(silo)
+    with connect_silo(silo) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        wait_until_gone(admin, pid)
+    assert silo._pool.idle_count() == 1  # the dead session still waits there
+    return pid
+
+
+def wait_until_gone(admin, pid: int, timeout: float = 5.0) -> None:
+    """Wait until the server process ``pid`` has exited; fail the test if it outlives ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone():
+        assert time.monotonic() < deadline, f"backend {pid} still runs"
+        time.sleep(0.05)
 
 
 def connect_silo(silo):
