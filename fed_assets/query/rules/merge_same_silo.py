@@ -20,6 +20,9 @@ from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
 
 from fed_assets.query.context import PlanContext
+
+# The dialect the planner's trees are in (the embedded engine's).
+PLANNING_DIALECT = "duckdb"
 from fed_assets.query.cost import join_expands
 from fed_assets.query.tree import (
     conjuncts,
@@ -61,6 +64,8 @@ def pushable_silo(node: exp.Expression, context: PlanContext) -> str | None:
     }
     if any(need and not silo.supports(ability) for ability, need in needs.items()):
         return None
+    if silo.dialect == PLANNING_DIALECT:
+        return silo_name  # the tree is already in the silo's dialect: nothing it cannot say
     try:
         render(node, silo_name, context)
     except SqlglotError:
