@@ -154,6 +154,22 @@ def join_expands(cond: exp.EQ, placeholders: dict[str, str], context: PlanContex
     return joined > JOIN_EXPANSION * (rows_a + rows_b)
 
 
+def base_rows(fragment_id: str, column: str, context: PlanContext) -> float | None:
+    """Rows of the base table a fragment's output ``column`` comes from, when it is a plain
+    column of one table (for the share of that table's keys the fragment keeps)."""
+    from fed_assets.query.lineage import base_column
+
+    base = base_column(exp.column(column, table=fragment_id), {fragment_id: fragment_id}, context)
+    if base is None:
+        return None
+    silo, table, _ = base
+    spelled = context.spelling.get((silo, table))
+    if spelled is None:
+        return None
+    rows = table_stats(context.silos[silo], spelled[0]).rows
+    return float(rows) if rows else None
+
+
 def selectivity(condition: exp.Expression) -> float:
     """Fraction of rows a condition keeps (independence between conjuncts assumed)."""
     if isinstance(condition, exp.And):

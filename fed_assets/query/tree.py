@@ -49,19 +49,32 @@ def scoped_columns(select: exp.Select, aliases: set[str]) -> list[exp.Column]:
     A nested query that defines a source of the same alias shadows it (a decorrelated subquery
     often reuses the outer query's alias), so its columns are left out.
     """
-    out = []
-    for column in select.find_all(exp.Column):
-        if column.table not in aliases:
-            continue
-        node = column.parent
-        shadowed = False
-        while node is not None and node is not select:
-            if isinstance(node, exp.Select) and any(
-                s.alias_or_name == column.table for s, _ in entries(node)
-            ):
-                shadowed = True
-                break
-            node = node.parent
-        if not shadowed:
-            out.append(column)
-    return out
+    return [
+        column
+        for column in select.find_all(exp.Column)
+        if column.table in aliases and not _shadowed(column, select)
+    ]
+
+
+def outer_refs(node: exp.Expression) -> set[str]:
+    """Table aliases the columns in ``node`` refer to outside it: like ``refs``, less the aliases
+    a query inside ``node`` defines for itself."""
+    return {
+        column.table
+        for column in node.find_all(exp.Column)
+        if column.table and not _shadowed(column, node, inclusive=True)
+    }
+
+
+def _shadowed(column: exp.Column, top: exp.Expression, *, inclusive: bool = False) -> bool:
+    """Whether a query between ``column`` and ``top`` defines a source named ``column.table``."""
+    node = column.parent
+    while node is not None and (node is not top or inclusive):
+        if isinstance(node, exp.Select) and any(
+            s.alias_or_name == column.table for s, _ in entries(node)
+        ):
+            return True
+        if node is top:
+            break
+        node = node.parent
+    return False

@@ -6,8 +6,9 @@ known (``execute``), and skipped there if they turn out to be too many.
 A fragment may take keys on several of its join columns (lineitem ⋈ orders filtered by both the
 suppliers and the customers it joins), and a fragment that takes keys may give its own: nation →
 supplier → lineitem is a chain, so a filter on a 25-row table in one silo shrinks a 6-million-row
-table in another. Every edge goes from a smaller estimate to one at least ``SEMIJOIN_MIN_RATIO``
-times larger, so the chains cannot loop.
+table in another. Choosing runs in rounds: a target's estimate shrinks by the share of its
+source's key table that the source keeps, and may make it a source in the next round. An edge that
+would close a loop is left out.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from __future__ import annotations
 from sqlglot import exp
 
 from fed_assets.query.context import PlanContext
-from fed_assets.query.cost import estimate_fragment
+from fed_assets.query.cost import base_rows, estimate_fragment
 from fed_assets.query.model import SemiJoin
+from fed_assets.query.tree import conjuncts
 
 # Largest key list sent into a silo: an IN list this long still parses and plans in
 # milliseconds in PostgreSQL and DuckDB.
@@ -25,56 +27,130 @@ SEMIJOIN_MAX_KEYS = 50_000
 SEMIJOIN_MIN_RATIO = 4.0
 # Key filters one fragment takes at most: each further one waits for one more fragment.
 SEMIJOIN_MAX_PER_TARGET = 3
+# Rounds of choosing: a fragment filtered in one round may filter another in the next
+# (nation → supplier → lineitem is two hops).
+SEMIJOIN_MAX_HOPS = 3
 
 
 def choose_semi_joins(expression: exp.Expression, context: PlanContext) -> exp.Expression:
     """For each large fragment and each of its inner-join columns, pick the smallest fragment
     joined on that column to filter it by."""
-    estimates = {fid: estimate_fragment(cut, context).rows for fid, cut in context.cuts.items()}
-    chosen: dict[tuple[str, str], SemiJoin] = {}  # (target, target column) → semi-join
-    for select in expression.find_all(exp.Select):
-        aliases = _inner_placeholders(select, context)
-        for a, b in _equi_conditions(select):
-            if a.table not in aliases or b.table not in aliases or a.table == b.table:
-                continue
-            for small, big in ((a, b), (b, a)):
-                s_id, b_id = aliases[small.table], aliases[big.table]
-                s_rows, b_rows = estimates[s_id], estimates[b_id]
-                if s_rows > SEMIJOIN_MAX_KEYS or b_rows < max(SEMIJOIN_MIN_RATIO * s_rows, 1):
-                    continue
-                if not context.silos[context.cuts[b_id].silo].supports("filter"):
-                    continue
-                current = chosen.get((b_id, big.name))
-                if current is None or estimates[current.source] > s_rows:
-                    chosen[(b_id, big.name)] = SemiJoin(s_id, small.name, b_id, big.name)
+    base = {fid: estimate_fragment(cut, context).rows for fid, cut in context.cuts.items()}
+    pairs = [
+        pair for select in expression.find_all(exp.Select) for pair in _key_pairs(select, context)
+    ]
+    estimates = dict(base)
     per_target: dict[str, list[SemiJoin]] = {}
-    for sj in sorted(chosen.values(), key=lambda sj: estimates[sj.source]):
-        taken = per_target.setdefault(sj.target, [])
-        if len(taken) < SEMIJOIN_MAX_PER_TARGET:
-            taken.append(sj)
+    for _ in range(SEMIJOIN_MAX_HOPS):
+        added = False
+        candidates = _choose(pairs, base, estimates, context).values()
+        for sj in sorted(candidates, key=lambda sj: estimates[sj.source]):
+            taken = per_target.setdefault(sj.target, [])
+            if (
+                len(taken) < SEMIJOIN_MAX_PER_TARGET
+                and all(t.target_column != sj.target_column for t in taken)
+                and not _reaches(sj.target, sj.source, per_target)
+            ):
+                taken.append(sj)
+                added = True
+        if not added:
+            break
+        estimates = _reduced(base, per_target, estimates, context)
     context.semi_joins = [sj for taken in per_target.values() for sj in taken]
     return expression
 
 
-def _equi_conditions(select: exp.Select) -> list[tuple[exp.Column, exp.Column]]:
-    """``a = b`` column pairs from ``select``'s WHERE and inner-join ON conditions."""
+def _reaches(start: str, goal: str, per_target: dict[str, list[SemiJoin]]) -> bool:
+    """Whether keys already flow from ``start`` to ``goal`` (an edge goal → start would loop)."""
+    frontier, seen = [start], set()
+    while frontier:
+        node = frontier.pop()
+        if node == goal:
+            return True
+        seen.add(node)
+        frontier += [
+            t
+            for t, joins in per_target.items()
+            for sj in joins
+            if sj.source == node and t not in seen
+        ]
+    return False
+
+
+def _choose(pairs, base: dict[str, float], estimates: dict[str, float], context) -> dict:
+    """(target, target column) → the semi-join from the smallest source worth it: sources are
+    judged by their reduced estimates, targets by their own (before any keys arrive)."""
+    chosen: dict[tuple[str, str], SemiJoin] = {}
+    for a, b in pairs:
+        for (s_id, s_col), (b_id, b_col) in ((a, b), (b, a)):
+            s_rows, b_rows = estimates[s_id], base[b_id]
+            if s_rows > SEMIJOIN_MAX_KEYS or b_rows < max(SEMIJOIN_MIN_RATIO * s_rows, 1):
+                continue
+            if not context.silos[context.cuts[b_id].silo].supports("filter"):
+                continue
+            current = chosen.get((b_id, b_col))
+            if current is None or estimates[current.source] > s_rows:
+                chosen[(b_id, b_col)] = SemiJoin(s_id, s_col, b_id, b_col)
+    return chosen
+
+
+def _reduced(base: dict[str, float], per_target, estimates: dict[str, float], context) -> dict:
+    """Estimates once each target keeps only the keys its sources let through: a source that
+    keeps a tenth of its key column's table keeps about a tenth of the target's rows."""
+    out = dict(base)
+    for target, joins in per_target.items():
+        for sj in joins:
+            table_rows = base_rows(sj.source, sj.source_column, context)
+            if table_rows:
+                out[target] = max(1.0, out[target] * min(1.0, estimates[sj.source] / table_rows))
+    return out
+
+
+def _key_pairs(
+    select: exp.Select, context: PlanContext
+) -> list[tuple[tuple[str, str], tuple[str, str]]]:
+    """((fragment, column), (fragment, column)) pairs whose values must match for a row of
+    ``select`` to survive: inner equi-joins between placeholders, and ``x IN (SELECT * FROM
+    placeholder)`` in WHERE (either side's keys may filter the other)."""
+    aliases = _inner_placeholders(select, context)
     where = select.args.get("where")
-    conditions = (
-        list(where.this.flatten())
-        if where and isinstance(where.this, exp.And)
-        else ([where.this] if where else [])
-    )
+    conditions = conjuncts(where.this if where else None)
     for join in select.args.get("joins") or []:
-        on = join.args.get("on")
-        if on is not None and not join.args.get("side"):
-            conditions += list(on.flatten()) if isinstance(on, exp.And) else [on]
-    return [
-        (cond.left, cond.right)
-        for cond in conditions
-        if isinstance(cond, exp.EQ)
-        and isinstance(cond.left, exp.Column)
-        and isinstance(cond.right, exp.Column)
-    ]
+        if not join.args.get("side"):
+            conditions += conjuncts(join.args.get("on"))
+    pairs = []
+    for cond in conditions:
+        if isinstance(cond, exp.EQ) and isinstance(cond.left, exp.Column):
+            a, b = cond.left, cond.right
+            if (
+                isinstance(b, exp.Column)
+                and a.table in aliases
+                and b.table in aliases
+                and a.table != b.table
+            ):
+                pairs.append(((aliases[a.table], a.name), (aliases[b.table], b.name)))
+        elif isinstance(cond, exp.In) and isinstance(cond.this, exp.Column):
+            inner = _placeholder_column(cond.args.get("query"), context)
+            if inner is not None and cond.this.table in aliases:
+                pairs.append(((aliases[cond.this.table], cond.this.name), inner))
+    return pairs
+
+
+def _placeholder_column(
+    query: exp.Expression | None, context: PlanContext
+) -> tuple[str, str] | None:
+    """(fragment, column) when ``query`` is ``SELECT * FROM <placeholder>`` of one column."""
+    select = query.this if isinstance(query, exp.Subquery) else query
+    if not isinstance(select, exp.Select) or select.args.get("joins") or select.args.get("where"):
+        return None
+    from_ = select.args.get("from_")
+    source = from_.this if from_ else None
+    if not isinstance(source, exp.Table) or source.name not in context.cuts:
+        return None
+    if len(select.expressions) != 1 or not isinstance(select.expressions[0], exp.Star):
+        return None
+    names = context.cuts[source.name].tree.named_selects
+    return (source.name, names[0]) if len(names) == 1 else None
 
 
 def _inner_placeholders(select: exp.Select, context: PlanContext) -> dict[str, str]:

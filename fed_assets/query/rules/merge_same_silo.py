@@ -20,19 +20,20 @@ from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
 
 from fed_assets.query.context import PlanContext
-
-# The dialect the planner's trees are in (the embedded engine's).
-PLANNING_DIALECT = "duckdb"
 from fed_assets.query.cost import join_expands
 from fed_assets.query.tree import (
     conjuncts,
     entries,
     is_inner,
+    outer_refs,
     refs,
     scoped_columns,
     set_from,
     where_conjuncts,
 )
+
+# The dialect the planner's trees are in (the embedded engine's).
+PLANNING_DIALECT = "duckdb"
 
 
 def merge_same_silo(expression: exp.Expression, context: PlanContext) -> exp.Expression:
@@ -191,9 +192,7 @@ def _expression_subqueries(select: exp.Select) -> list[exp.Expression]:
 def _movable(cond: exp.Expression, members: set[str], silo: str) -> bool:
     """Whether ``cond`` can run inside the merged fragment: it reads only its members and, in any
     subquery, only base tables of the same silo (never another fragment)."""
-    used = refs(cond) - {
-        source.alias_or_name for source in cond.find_all(exp.Table, exp.Subquery)
-    }  # aliases a subquery in ``cond`` defines itself are not the outer query's
+    used = outer_refs(cond)
     tables = list(cond.find_all(exp.Table))
     return (
         bool(used)
