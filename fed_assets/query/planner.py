@@ -16,7 +16,10 @@ from sqlglot.optimizer.isolate_table_selects import isolate_table_selects
 from sqlglot.optimizer.normalize import normalize
 from sqlglot.optimizer.pushdown_predicates import pushdown_predicates
 from sqlglot.optimizer.pushdown_projections import pushdown_projections
+from sqlglot.optimizer.qualify_columns import qualify_columns as expand_stars
+from sqlglot.optimizer.qualify_columns import quote_identifiers
 from sqlglot.optimizer.simplify import simplify
+from sqlglot.schema import MappingSchema
 
 from fed_assets.query.context import PlanContext, SchemaSource, live_schema
 from fed_assets.query.cost import estimate_fragment
@@ -37,9 +40,12 @@ from fed_assets.silo import SiloResource, parse_read_only
 
 
 def _isolate_tables(expression: exp.Expression, context: PlanContext) -> exp.Expression:
-    """sqlglot's isolate_table_selects, then qualify the subqueries it made."""
+    """sqlglot's isolate_table_selects, then expand the stars of the subqueries it made (the
+    query is already qualified and checked: a second full ``qualify`` cost 2-4 ms a query)."""
     expression = isolate_table_selects(expression, schema=context.schema)
-    return qualify_columns(expression, context)
+    schema = MappingSchema(context.schema, dialect="duckdb", normalize=False)
+    expression = expand_stars(expression, schema, dialect="duckdb")
+    return quote_identifiers(expression, dialect="duckdb", identify=True)
 
 
 RULES = (
