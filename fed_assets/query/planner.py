@@ -12,14 +12,10 @@ import time
 from collections.abc import Mapping, Sequence
 
 from sqlglot import exp
-from sqlglot.optimizer.isolate_table_selects import isolate_table_selects
 from sqlglot.optimizer.normalize import normalize
 from sqlglot.optimizer.pushdown_predicates import pushdown_predicates
 from sqlglot.optimizer.pushdown_projections import pushdown_projections
-from sqlglot.optimizer.qualify_columns import qualify_columns as expand_stars
-from sqlglot.optimizer.qualify_columns import quote_identifiers
 from sqlglot.optimizer.simplify import simplify
-from sqlglot.schema import MappingSchema
 
 from fed_assets.query.context import PlanContext, SchemaSource, live_schema
 from fed_assets.query.cost import estimate_fragment
@@ -29,6 +25,7 @@ from fed_assets.query.rules.choose_semi_joins import choose_semi_joins
 from fed_assets.query.rules.derive_predicates import derive_predicates
 from fed_assets.query.rules.enforce_residency import enforce_residency
 from fed_assets.query.rules.inline_ctes import inline_ctes
+from fed_assets.query.rules.isolate_tables import isolate_tables
 from fed_assets.query.rules.merge_same_silo import merge_same_silo, render
 from fed_assets.query.rules.name_outputs import name_outputs
 from fed_assets.query.rules.push_limit import push_limit
@@ -38,23 +35,13 @@ from fed_assets.query.rules.split_aggregates import split_aggregates
 from fed_assets.query.rules.unnest_cross_silo_subqueries import unnest_cross_silo_subqueries
 from fed_assets.silo import SiloResource, parse_read_only
 
-
-def _isolate_tables(expression: exp.Expression, context: PlanContext) -> exp.Expression:
-    """sqlglot's isolate_table_selects, then expand the stars of the subqueries it made (the
-    query is already qualified and checked: a second full ``qualify`` cost 2-4 ms a query)."""
-    expression = isolate_table_selects(expression, schema=context.schema)
-    schema = MappingSchema(context.schema, dialect="duckdb", normalize=False)
-    expression = expand_stars(expression, schema, dialect="duckdb")
-    return quote_identifiers(expression, dialect="duckdb", identify=True)
-
-
 RULES = (
     name_outputs,
     resolve_tables,
     inline_ctes,
     qualify_columns,
     unnest_cross_silo_subqueries,
-    _isolate_tables,
+    isolate_tables,
     pushdown_projections,
     normalize,
     derive_predicates,
