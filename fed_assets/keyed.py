@@ -15,17 +15,17 @@ from collections.abc import Callable, Mapping
 import pyarrow as pa
 from sqlglot import exp
 
-from fed_assets.query.tree import entries, is_inner
-
 KEYS_TABLE = "__fed_keys"
 
 Condition = Callable[[exp.Expression], exp.Expression]
 
 
-def keys_tables(keys: Mapping[str, pa.Array]) -> tuple[dict[str, str], dict[str, pa.Table]]:
+def keys_tables(
+    keys: Mapping[str, pa.Array], prefix: str = KEYS_TABLE
+) -> tuple[dict[str, str], dict[str, pa.Table]]:
     """For engines that join keys as tables: column → table name, and table name → Arrow table
     with one column ``k`` (to register before running ``keyed_sql(sql, dialect, names)``)."""
-    names = {column: f"{KEYS_TABLE}_{i}" for i, column in enumerate(keys)}
+    names = {column: f"{prefix}_{i}" for i, column in enumerate(keys)}
     return names, {names[c]: pa.table({"k": values}) for c, values in keys.items()}
 
 
@@ -52,6 +52,8 @@ def push_filter(query: exp.Expression, column: str, condition: Condition) -> boo
 
     Returns False, changing nothing, when the filter cannot go inside ``query`` at all.
     """
+    from fed_assets.query.tree import entries, is_inner  # the query package imports this module
+
     if not isinstance(query, exp.Select) or _blocks(query):
         return False
     projection = _projection(query, column)

@@ -293,6 +293,15 @@ class SiloResource(ConfigurableResource):
         self.check_query(sql)
         return self.scan(keyed_sql(sql, self.dialect, keys))
 
+    def scan_with(self, sql: str, tables: Mapping[str, pa.Table]) -> pa.RecordBatchReader:
+        """Rows of ``sql`` run with ``tables`` shipped in under their names (the ability
+        ``temp_tables``): how a federated query joins small sides inside this silo."""
+        raise SiloQueryError(
+            f"silo '{self.name}'",
+            f"the {self.kind} silo does not accept tables shipped in",
+            "ask capabilities.supports('temp_tables') before shipping",
+        )
+
     def check_query(self, sql: str) -> exp.Expression:
         """Parse ``sql`` and refuse anything that is not exactly one read-only query."""
         return parse_read_only(sql, dialect=self.dialect, where=f"silo '{self.name}'")

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from fed_assets import engine as fed_engine
 from fed_assets.errors import FedAssetsError, SiloQueryError, SiloUnreachableError
+from fed_assets.keyed import keyed_sql, keys_tables
 from fed_assets.query.model import FragmentPlan, FragmentRun, Plan, QueryResult, SemiJoin
 from fed_assets.query.rules.choose_semi_joins import SEMIJOIN_MAX_KEYS
 from fed_assets.silo import SiloResource
@@ -31,6 +32,8 @@ RETRIES = 2
 BACKOFF_S = 0.5
 # Memory the embedded engine may use before spilling to its temporary folder.
 MEMORY_LIMIT = "4GB"
+# Id of the run that executes the residual query inside its host silo (shipped plans).
+SHIPPED_ID = "__shipped"
 # Fragments running at once: enough to overlap several silos' latency on 2 cores.
 MAX_PARALLEL = 8
 
@@ -53,12 +56,17 @@ def execute(
     started = time.perf_counter()
     tables, runs = _run_fragments(plan, silos, timeout_s=timeout_s, progress=progress)
     fetched = time.perf_counter()
-    table = _run_residual(plan, tables, memory_limit=memory_limit)
+    if plan.shipped_to is not None:
+        table = tables[SHIPPED_ID]  # the host silo ran the residual query itself
+    else:
+        table = _run_residual(plan, tables, memory_limit=memory_limit)
     done = time.perf_counter()
     return QueryResult(
         table=table,
         plan=plan,
-        fragments=tuple(runs[f.id] for f in plan.fragments),
+        fragments=tuple(
+            runs[fid] for fid in [f.id for f in plan.fragments] + [SHIPPED_ID] if fid in runs
+        ),
         stage_seconds={
             "planning": plan.planning_ms / 1000,
             "fragments": fetched - started,
@@ -71,44 +79,57 @@ def _run_fragments(plan, silos, *, timeout_s, progress):
     by_target: dict[str, list[SemiJoin]] = {}
     for sj in plan.semi_joins:
         by_target.setdefault(sj.target, []).append(sj)
+    hosted = [f for f in plan.fragments if f.silo == plan.shipped_to]
     tables: dict[str, pa.Table] = {}
     runs: dict[str, FragmentRun] = {}
     pool = cf.ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, max(1, len(plan.fragments))))
-    pending: dict[cf.Future, tuple[FragmentPlan, float]] = {}
+    pending: dict[cf.Future, tuple[str, str, float]] = {}  # future → (id, silo, started)
 
     def submit(fragment: FragmentPlan, keys: dict[str, pa.Array] | None = None) -> None:
         if progress:
             progress("start", fragment, {})
         future = pool.submit(_run_one, fragment, silos[fragment.silo], plan, keys or {})
-        pending[future] = (fragment, time.monotonic())
+        pending[future] = (fragment.id, fragment.silo, time.monotonic())
+
+    def submit_shipped() -> None:
+        silo = silos[plan.shipped_to]
+        shipped = {fid: t for fid, t in tables.items()}
+        keys = {f.id: _semi_join_keys(by_target.get(f.id, []), tables) for f in hosted}
+        future = pool.submit(_run_shipped, plan, hosted, silo, shipped, keys)
+        pending[future] = (SHIPPED_ID, silo.name, time.monotonic())
 
     try:
+        hosted_ids = {f.id for f in hosted}
         for fragment in plan.fragments:
-            if fragment.id not in by_target:
+            if fragment.id not in by_target and fragment.id not in hosted_ids:
                 submit(fragment)
-        waiting = set(by_target)
+        waiting = set(by_target) - hosted_ids
+        if hosted and not pending and not waiting:
+            submit_shipped()
         while pending:
-            oldest = min(t for _, t in pending.values())
+            oldest = min(t for _, _, t in pending.values())
             left = max(0.0, timeout_s - (time.monotonic() - oldest))
             done, _ = cf.wait(pending, timeout=left, return_when=cf.FIRST_COMPLETED)
             if not done:
-                late = [f for f, t in pending.values() if time.monotonic() - t >= timeout_s]
-                f = late[0] if late else next(iter(pending.values()))[0]
+                late = [v for v in pending.values() if time.monotonic() - v[2] >= timeout_s]
+                fid, silo_name, _ = late[0] if late else next(iter(pending.values()))
                 raise SiloQueryError(
-                    f"silo '{f.silo}', fragment {f.id}",
+                    f"silo '{silo_name}', fragment {fid}",
                     f"no result after {timeout_s:.0f} s",
                     "check the silo's load, or raise the fragment timeout",
                 )
             for future in done:
-                fragment, _ = pending.pop(future)
+                fid, _, _ = pending.pop(future)
                 table, run = future.result()
-                tables[fragment.id], runs[fragment.id] = table, run
-                if progress:
-                    progress("done", fragment, {"rows": run.rows, "bytes": run.bytes})
+                tables[fid], runs[fid] = table, run
+                if progress and fid != SHIPPED_ID:
+                    progress("done", plan.fragment(fid), {"rows": run.rows, "bytes": run.bytes})
             for target in sorted(waiting):
                 if all(sj.source in tables for sj in by_target[target]):
                     waiting.discard(target)
                     submit(plan.fragment(target), _semi_join_keys(by_target[target], tables))
+            if hosted and not pending and not waiting and SHIPPED_ID not in tables:
+                submit_shipped()
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
         raise
@@ -136,16 +157,83 @@ def _run_one(
     sql = fragment.sql
     for column, values in keys.items():  # for the record; the keys themselves can be many
         sql += f"\n-- semi-join filter: {column} IN <{len(values):,} keys>"
+    if keys:
+        table, seconds, attempts = _with_retries(
+            silo, lambda: silo.scan_keyed(fragment.sql, keys).read_all()
+        )
+    else:
+        table, seconds, attempts = _with_retries(silo, lambda: silo.scan(sql).read_all())
+    destination = plan.engine_region or "engine"
+    if plan.shipped_to is not None:
+        destination = silos_region(plan, plan.shipped_to, fragment)
+    return table, FragmentRun(
+        id=fragment.id,
+        silo=fragment.silo,
+        sql=sql,
+        rows=table.num_rows,
+        bytes=table.nbytes,
+        seconds=seconds,
+        est_rows=fragment.estimate.rows,
+        est_bytes=fragment.estimate.bytes,
+        source_region=fragment.source_region,
+        destination_region=destination,
+        rule=fragment.rule,
+        attempts=attempts,
+        semi_join_keys=sum(len(v) for v in keys.values()) if keys else None,
+    )
+
+
+def silos_region(plan: Plan, host: str, fragment: FragmentPlan) -> str:
+    """The region a shipped fragment goes to: its host's (read from the host's fragments)."""
+    return next(f.source_region for f in plan.fragments if f.silo == host)
+
+
+def _run_shipped(
+    plan: Plan,
+    hosted: list[FragmentPlan],
+    silo: SiloResource,
+    shipped: Mapping[str, pa.Table],
+    keys: Mapping[str, Mapping[str, pa.Array]],
+) -> tuple[pa.Table, FragmentRun]:
+    """The residual query inside the host silo: its fragments as CTEs (with their semi-join keys
+    as tables), the other fragments' results as tables shipped in."""
+    inputs = dict(shipped)
+    ctes = []
+    for fragment in hosted:
+        sql = fragment.sql
+        if keys.get(fragment.id):
+            names, key_tables = keys_tables(keys[fragment.id], prefix=f"{fragment.id}_keys")
+            sql = keyed_sql(sql, "duckdb", names)
+            inputs.update(key_tables)
+        ctes.append(f'"{fragment.id}" AS ({sql})')
+    sql = f"WITH {', '.join(ctes)} {plan.residual}"
+    table, seconds, attempts = _with_retries(silo, lambda: silo.scan_with(sql, inputs).read_all())
+    region = hosted[0].source_region
+    return table, FragmentRun(
+        id=SHIPPED_ID,
+        silo=silo.name,
+        sql=sql,
+        rows=table.num_rows,
+        bytes=table.nbytes,
+        seconds=seconds,
+        est_rows=sum(f.estimate.rows for f in hosted),
+        est_bytes=sum(f.estimate.bytes for f in hosted),
+        source_region=region,
+        destination_region=plan.engine_region or "engine",
+        rule="; ".join(sorted({f.rule for f in hosted})) + "; the query's result only",
+        attempts=attempts,
+        semi_join_keys=sum(len(v) for k in keys.values() for v in k.values()) or None,
+    )
+
+
+def _with_retries(silo: SiloResource, read: Callable[[], pa.Table]) -> tuple[pa.Table, float, int]:
+    """``read()``, retried with backoff while the silo is unreachable; (table, seconds, tries)."""
     attempt = 0
     while True:
         attempt += 1
         started = time.perf_counter()
         try:
-            if keys:
-                table = silo.scan_keyed(fragment.sql, keys).read_all()
-            else:
-                table = silo.scan(sql).read_all()
-            break
+            return read(), time.perf_counter() - started, attempt
         except SiloUnreachableError:
             if attempt > RETRIES:
                 raise
@@ -154,21 +242,6 @@ def _run_one(
             raise
         except Exception as err:  # a driver error the silo did not translate
             raise silo.wrap_error(err) from err
-    return table, FragmentRun(
-        id=fragment.id,
-        silo=fragment.silo,
-        sql=sql,
-        rows=table.num_rows,
-        bytes=table.nbytes,
-        seconds=time.perf_counter() - started,
-        est_rows=fragment.estimate.rows,
-        est_bytes=fragment.estimate.bytes,
-        source_region=fragment.source_region,
-        destination_region=plan.engine_region or "engine",
-        rule=fragment.rule,
-        attempts=attempt,
-        semi_join_keys=sum(len(v) for v in keys.values()) if keys else None,
-    )
 
 
 def _run_residual(plan: Plan, tables: Mapping[str, pa.Table], *, memory_limit: str) -> pa.Table:

@@ -63,6 +63,9 @@ class Plan:
     engine_region: str | None
     planning_ms: float
     rules: tuple[str, ...]
+    shipped_to: str | None = None
+    """The silo that runs ``residual``, with the other fragments' results shipped in as tables
+    and its own fragments as CTEs; ``None``: the embedded engine runs it."""
 
     def fragment(self, fragment_id: str) -> FragmentPlan:
         return next(f for f in self.fragments if f.id == fragment_id)

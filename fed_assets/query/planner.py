@@ -31,6 +31,7 @@ from fed_assets.query.rules.name_outputs import name_outputs
 from fed_assets.query.rules.push_limit import push_limit
 from fed_assets.query.rules.qualify_columns import qualify_columns
 from fed_assets.query.rules.resolve_tables import resolve_tables
+from fed_assets.query.rules.ship_small_sides import ship_small_sides
 from fed_assets.query.rules.split_aggregates import split_aggregates
 from fed_assets.query.rules.unnest_cross_silo_subqueries import unnest_cross_silo_subqueries
 from fed_assets.silo import SiloResource, parse_read_only
@@ -53,6 +54,7 @@ RULES = (
     split_aggregates,
     enforce_residency,
     choose_semi_joins,
+    ship_small_sides,
 )
 
 
@@ -103,6 +105,7 @@ def plan(
         residual=residual.sql(dialect="duckdb", identify=True),
         semi_joins=tuple(context.semi_joins),
         engine_region=engine_region,
+        shipped_to=context.ship_to,
         planning_ms=(time.perf_counter() - started) * 1000,
         rules=tuple(r.__name__.lstrip("_") for r in RULES),
     )

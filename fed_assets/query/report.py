@@ -15,7 +15,12 @@ def explain_plan(plan: Plan) -> str:
         f"Federated plan ({len(plan.fragments)} fragment(s), planned in {plan.planning_ms:.1f} ms, "
         f"engine region {plan.engine_region or 'unset'})",
         "",
-        "Residual query (embedded DuckDB):",
+        (
+            "Residual query (embedded DuckDB):"
+            if plan.shipped_to is None
+            else f"Residual query: runs in silo {plan.shipped_to}, its own fragments as CTEs, "
+            "the others shipped in as tables:"
+        ),
         f"  {plan.residual}",
     ]
     for f in plan.fragments:

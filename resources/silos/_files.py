@@ -39,7 +39,7 @@ from fed_assets.errors import (
     SiloUnreachableError,
 )
 from fed_assets.keyed import keyed_sql, keys_tables
-from fed_assets.silo import BATCH_ROWS, SiloResource, stream
+from fed_assets.silo import BATCH_ROWS, Capabilities, SiloResource, stream
 
 # Seconds to wait for a TCP connection / a response from S3: long enough for a busy region, short
 # enough that a wrong endpoint fails a sensor tick in seconds rather than minutes.
@@ -190,6 +190,10 @@ class FileSilo(SiloResource):
     _location: Location | None = PrivateAttr(default=None)
     _s3_client: Any = PrivateAttr(default=None)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(temp_tables=True)  # Arrow tables registered on the query's cursor
 
     # ----------------------------------------------------------------- to override
     def dataset(self, table: str) -> ds.Dataset:
@@ -441,6 +445,11 @@ class FileSilo(SiloResource):
         self.check_query(sql)
         names, tables = keys_tables(keys)
         return self._scan(keyed_sql(sql, "duckdb", names), inputs=tables)
+
+    def scan_with(self, sql: str, tables: Mapping[str, pa.Table]) -> pa.RecordBatchReader:
+        """The tables are registered on the query's own cursor, visible to it alone."""
+        self.check_query(sql)
+        return self._scan(sql, inputs=dict(tables))
 
     def _scan(self, sql: str, inputs: dict[str, pa.Table] | None = None) -> pa.RecordBatchReader:
         statement = sqlglot.parse_one(sql, read="duckdb")

@@ -51,7 +51,7 @@ class DuckDBSilo(SiloResource):
 
     @property
     def capabilities(self) -> Capabilities:
-        return Capabilities(temp_tables=False)
+        return Capabilities(temp_tables=True)  # Arrow tables registered on the query's cursor
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         if not os.path.exists(self.path):
@@ -140,6 +140,11 @@ class DuckDBSilo(SiloResource):
         self.check_query(sql)
         names, tables = keys_tables(keys)
         return self._scan(keyed_sql(sql, "duckdb", names), inputs=tables)
+
+    def scan_with(self, sql: str, tables: Mapping[str, pa.Table]) -> pa.RecordBatchReader:
+        """The tables are registered on the query's own cursor, visible to it alone."""
+        self.check_query(sql)
+        return self._scan(sql, inputs=dict(tables))
 
     def _scan(self, sql: str, inputs: dict[str, pa.Table] | None = None) -> pa.RecordBatchReader:
         con = self._connect()

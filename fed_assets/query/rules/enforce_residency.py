@@ -30,14 +30,16 @@ class PolicyViolation(FedAssetsError):
 def enforce_residency(expression: exp.Expression, context: PlanContext) -> exp.Expression:
     """Check every fragment against its tables' policies; record the allowing rule on each."""
     for cut in context.cuts.values():
-        cut.rule = _check(cut, context)
+        cut.rule = check_export(cut, context, context.engine_region)
     return expression
 
 
-def _check(cut: Cut, context: PlanContext) -> str:
+def check_export(cut: Cut, context: PlanContext, region: str | None) -> str:
+    """The rule that lets ``cut``'s result move to ``region`` (``None``: no region set), or a
+    ``PolicyViolation``; tightens the fragment where a rule asks for it (small groups)."""
     silo = context.silos[cut.silo]
-    destination = context.engine_region or "the embedded engine (no region set)"
-    if context.engine_region is not None and context.engine_region == silo.region:
+    destination = region or "the embedded engine (no region set)"
+    if region is not None and region == silo.region:
         return f"same region ({silo.region})"
     exported = exported_columns(cut.tree)
     tables = {t.name for t in cut.tree.find_all(exp.Table)}
@@ -54,7 +56,7 @@ def _check(cut: Cut, context: PlanContext) -> str:
                 f"run the query in region {silo.region} (engine_region='{silo.region}') or drop the "
                 "table from it",
             )
-        if policy.allowed_regions and context.engine_region not in policy.allowed_regions:
+        if policy.allowed_regions and region not in policy.allowed_regions:
             raise PolicyViolation(
                 where,
                 f"rule allowed_regions={list(policy.allowed_regions)}: the plan moves its data to "
@@ -108,4 +110,6 @@ def _grouped(col: Exported, tree: exp.Expression) -> bool:
 def _suppress_small_groups(tree: exp.Select, k: int) -> None:
     condition = exp.GTE(this=exp.Count(this=exp.Star()), expression=exp.Literal.number(k))
     having = tree.args.get("having")
+    if having is not None and any(c == condition for c in having.this.flatten()):
+        return  # already suppressed (checked for another destination)
     tree.set("having", exp.Having(this=exp.and_(having.this, condition) if having else condition))

@@ -1,0 +1,82 @@
+"""Ship the small sides into the silo that holds the big one, and run the rest of the query there.
+
+When every fragment but those of one silo is small, and that silo's engine accepts tables shipped
+in (``temp_tables``: the DuckDB-engine silos register Arrow tables), the residual query runs inside
+that silo: the small fragments' results are registered there, the big fragments become CTEs of the
+same query, and only the query's result leaves the silo. The big side's rows then never move,
+and the silo's own optimizer orders the joins over the real data.
+
+It is chosen only when it moves fewer bytes than pulling the big side out, and only when every
+shipped fragment's policy lets its data go to the host silo's region (the same check the engine's
+region gets; a refusal here just keeps the ordinary plan).
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from fed_assets.query.context import PlanContext
+from fed_assets.query.cost import estimate_fragment
+from fed_assets.query.rules.enforce_residency import PolicyViolation, check_export
+
+# Largest estimated result a fragment may have to be shipped: registering an Arrow table of this
+# many rows costs milliseconds, and a key this many rows long still builds a hash table in memory.
+SHIP_MAX_ROWS = 100_000
+# Smallest estimated result the host's fragments must reach for shipping to be worth its cost:
+# below it, pulling them out takes about as long as registering the shipped tables.
+SHIP_MIN_HOSTED_ROWS = 100_000
+
+
+def ship_small_sides(expression: exp.Expression, context: PlanContext) -> exp.Expression:
+    """Pick the silo, if any, that runs the residual query over shipped-in small fragments."""
+    context.ship_to = None
+    if len({cut.silo for cut in context.cuts.values()}) < 2:
+        return expression
+    if any(t.name not in context.cuts for t in expression.find_all(exp.Table)):
+        return expression  # the residual reads something other than fragments
+    estimates = {fid: estimate_fragment(cut, context) for fid, cut in context.cuts.items()}
+    best: tuple[float, str] | None = None
+    for host in sorted({cut.silo for cut in context.cuts.values()}):
+        if not context.silos[host].supports("temp_tables"):
+            continue
+        hosted = [fid for fid, cut in context.cuts.items() if cut.silo == host]
+        shipped = [fid for fid in context.cuts if fid not in hosted]
+        hosted_rows = sum(estimates[f].rows for f in hosted)
+        hosted_bytes = sum(estimates[f].bytes for f in hosted)
+        if hosted_rows < SHIP_MIN_HOSTED_ROWS:
+            continue
+        if any(estimates[f].rows > SHIP_MAX_ROWS for f in shipped):
+            continue
+        if sum(estimates[f].bytes for f in shipped) >= hosted_bytes:
+            continue
+        if not _may_ship(shipped, host, context):
+            continue
+        if best is None or hosted_bytes > best[0]:
+            best = (hosted_bytes, host)
+    if best is not None:
+        host = best[1]
+        context.ship_to = host
+        region = context.silos[host].region
+        for cut in context.cuts.values():
+            if cut.silo != host:
+                cut.rule = f"{check_export(cut, context, region)}; shipped into silo '{host}'"
+        # Keys from the host's fragments would come from fragments that no longer run alone.
+        context.semi_joins = [
+            sj for sj in context.semi_joins if context.cuts[sj.source].silo != host
+        ]
+    return expression
+
+
+def _may_ship(shipped: list[str], host: str, context: PlanContext) -> bool:
+    """Whether every shipped fragment may move to the host silo's region."""
+    region = context.silos[host].region
+    for fid in shipped:
+        cut = context.cuts[fid]
+        saved = cut.tree.copy()
+        try:
+            check_export(cut, context, region)
+        except PolicyViolation:
+            return False
+        finally:
+            cut.tree = saved  # the check may tighten the tree; the ordinary plan keeps its own
+    return True
