@@ -34,6 +34,7 @@ class PlanContext:
         cuts: fragments cut so far, by placeholder id.
         semi_joins: key transfers chosen by the cost model.
         stats: table statistics read during this planning run (each table is asked once).
+        reduced_rows: fragment id → estimated rows once its semi-join keys have filtered it.
         ship_to: the silo the residual query runs in, with the other fragments shipped into it
             (``None``: the embedded engine runs it).
     """
@@ -48,6 +49,7 @@ class PlanContext:
     cuts: dict[str, Cut] = field(default_factory=dict)
     semi_joins: list[SemiJoin] = field(default_factory=list)
     stats: dict[tuple[str, str], object] = field(default_factory=dict)
+    reduced_rows: dict[str, float] = field(default_factory=dict)
     ship_to: str | None = None
     _next: int = 0
 

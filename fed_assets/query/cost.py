@@ -80,19 +80,38 @@ def table_stats(silo: SiloResource, table: str) -> TableStats:
     return stats
 
 
-def estimate_fragment(cut: Cut, context: PlanContext) -> Estimate:
-    """Rows and bytes a fragment returns, and the seconds and dollars to move them."""
+def estimate_fragment(cut: Cut, context: PlanContext, *, reduced: str | None = None) -> Estimate:
+    """Rows and bytes a fragment returns, and the seconds and dollars to move them; with
+    ``reduced`` (the fragment's id), after its semi-join keys have filtered it."""
     silo = context.silos[cut.silo]
-    rows = estimate_rows(cut.tree, cut.silo, context)
-    width = row_width(cut.tree, cut.silo, context)
-    nbytes = rows * width
-    mb_per_s = silo.scan_mb_per_s or KIND_MB_PER_S.get(silo.kind, DEFAULT_MB_PER_S)
-    crosses = context.engine_region is None or context.engine_region != silo.region
+    rows = context.reduced_rows.get(reduced) if reduced else None
+    rows = estimate_rows(cut.tree, cut.silo, context) if rows is None else rows
+    nbytes = rows * row_width(cut.tree, cut.silo, context)
     return Estimate(
         rows=rows,
         bytes=nbytes,
-        seconds=ROUND_TRIP_S + nbytes / 1e6 / mb_per_s,
-        usd=(nbytes / 1e9 * silo.egress_usd_per_gb) if crosses else 0.0,
+        seconds=move_cost(nbytes, silo, context.engine_region, "latency"),
+        usd=move_cost(nbytes, silo, context.engine_region, "money"),
+    )
+
+
+def move_cost(nbytes: float, silo: SiloResource, destination: str | None, objective: str) -> float:
+    """What moving ``nbytes`` out of ``silo`` to region ``destination`` (``None``: no region, so
+    a crossing) costs: seconds for ``objective="latency"``, dollars of egress for ``"money"``."""
+    if objective == "money":
+        crosses = destination is None or destination != silo.region
+        return nbytes / 1e9 * silo.egress_usd_per_gb if crosses else 0.0
+    mb_per_s = silo.scan_mb_per_s or KIND_MB_PER_S.get(silo.kind, DEFAULT_MB_PER_S)
+    return ROUND_TRIP_S + nbytes / 1e6 / mb_per_s
+
+
+def estimate_result_bytes(residual: exp.Expression, context: PlanContext) -> float:
+    """Bytes of the residual query's result, its fragments read at their estimated sizes."""
+    rows = estimate_rows(residual, "", context)
+    return (
+        rows * 8.0 * max(len(residual.expressions), 1)
+        if isinstance(residual, exp.Select)
+        else rows * 8.0
     )
 
 
@@ -106,6 +125,11 @@ def estimate_rows(node: exp.Expression, silo_name: str, context: PlanContext) ->
         )
     if isinstance(node, exp.SetOperation):
         return estimate_rows(node.left, silo_name, context)
+    if isinstance(node, exp.Table) and node.name in context.cuts:  # a fragment, in the residual
+        if node.name in context.reduced_rows:
+            return context.reduced_rows[node.name]
+        cut = context.cuts[node.name]
+        return estimate_rows(cut.tree, cut.silo, context)
     if isinstance(node, exp.Table):
         stats = _stats_for(node, silo_name, context)
         return float(stats.rows if stats and stats.rows is not None else UNKNOWN_ROWS)

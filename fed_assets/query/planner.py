@@ -17,6 +17,7 @@ from sqlglot.optimizer.pushdown_predicates import pushdown_predicates
 from sqlglot.optimizer.pushdown_projections import pushdown_projections
 from sqlglot.optimizer.simplify import simplify
 
+from fed_assets.errors import ConfigurationError
 from fed_assets.query.context import PlanContext, SchemaSource, live_schema
 from fed_assets.query.cost import estimate_fragment
 from fed_assets.query.model import FragmentPlan, Plan
@@ -35,6 +36,9 @@ from fed_assets.query.rules.ship_small_sides import ship_small_sides
 from fed_assets.query.rules.split_aggregates import split_aggregates
 from fed_assets.query.rules.unnest_cross_silo_subqueries import unnest_cross_silo_subqueries
 from fed_assets.silo import SiloResource, parse_read_only
+
+# What the cost model can minimise: seconds, or dollars of egress.
+OBJECTIVES = ("latency", "money")
 
 RULES = (
     name_outputs,
@@ -74,6 +78,12 @@ def plan(
         UnknownColumnError, PolicyViolation: what is wrong, where, and how to fix it.
     """
     started = time.perf_counter()
+    if objective not in OBJECTIVES:
+        raise ConfigurationError(
+            "query",
+            f"objective {objective!r} is not one the cost model knows",
+            f"use one of {OBJECTIVES}",
+        )
     silo_map = silos if isinstance(silos, Mapping) else {s.name: s for s in silos}
     context = PlanContext(
         silos=dict(silo_map),
@@ -93,7 +103,7 @@ def plan(
             tree=cut.tree,
             sql=render(cut.tree, cut.silo, context),
             tables=tuple(sorted({t.name for t in cut.tree.find_all(exp.Table)})),
-            estimate=estimate_fragment(cut, context),
+            estimate=estimate_fragment(cut, context, reduced=fragment_id),
             rule=cut.rule,
             source_region=context.silos[cut.silo].region,
         )

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from fed_assets.errors import ConfigurationError
 from fed_assets.query import plan, query
 from fed_assets.silo import SiloPolicy
 from resources.silos.duckdb import DuckDBSilo
@@ -20,9 +21,9 @@ from tests.query.compare import assert_same
 
 N_EVENTS = 150_000
 SQL = (
-    "SELECT u.country, k.label, e.amount FROM lake.events AS e "
+    "SELECT u.country, k.label, COUNT(*) AS n, SUM(e.amount) AS total FROM lake.events AS e "
     "JOIN crm.users AS u ON e.user_id = u.id JOIN ref.kinds AS k ON e.kind_id = k.id "
-    "WHERE k.label IN ('fee', 'cash') AND u.country = 'DE'"
+    "WHERE k.label IN ('fee', 'cash') GROUP BY 1, 2"
 )
 
 
@@ -64,16 +65,24 @@ def world(tmp_path_factory):
         colocated.execute(f"CREATE TABLE {schema}.{name} AS SELECT * FROM src")
         colocated.unregister("src")
 
-    def silos(crm_policy: SiloPolicy | None = None) -> dict:
+    def silos(crm_policy: SiloPolicy | None = None, eu_usd_per_gb: float = 0.09) -> dict:
         return {
-            "lake": ParquetSilo(name="lake", root=str(root / "lake"), region="us"),
+            "lake": ParquetSilo(
+                name="lake", root=str(root / "lake"), region="us", egress_usd_per_gb=0.09
+            ),
             "crm": DuckDBSilo(
                 name="crm",
                 path=str(root / "crm.duckdb"),
                 region="eu",
                 policy=crm_policy or SiloPolicy(),
+                egress_usd_per_gb=eu_usd_per_gb,
             ),
-            "ref": SQLiteSilo(name="ref", path=str(root / "ref.sqlite"), region="eu"),
+            "ref": SQLiteSilo(
+                name="ref",
+                path=str(root / "ref.sqlite"),
+                region="eu",
+                egress_usd_per_gb=eu_usd_per_gb,
+            ),
         }
 
     return silos, colocated
@@ -90,8 +99,9 @@ def test_small_sides_ship_into_the_lake_and_only_the_result_leaves(world):
     assert runs["crm"].destination_region == runs["ref"].destination_region == "us"
     assert runs["lake"].id == "__shipped"
     assert runs["lake"].rows == result.table.num_rows
-    assert 0 < result.table.num_rows < N_EVENTS / 10
+    assert result.table.num_rows == 8  # 4 countries × 2 kinds
     assert runs["lake"].semi_join_keys == runs["crm"].rows + runs["ref"].rows
+    assert result.bytes_moved < 50_000  # the events table alone is 3.6 MB of Arrow
     assert "shipped into silo 'lake'" in runs["crm"].rule
     assert ("lake", "us", "engine") in result.bytes_by_route
     assert "runs in silo lake" in result.explain()
@@ -105,3 +115,22 @@ def test_a_policy_that_keeps_a_small_side_out_of_the_lake_region_keeps_the_ordin
     result = query(SQL, kept, engine_region="eu")
     assert_same(result.table, colocated.sql(SQL).to_arrow_table(), SQL)
     assert {f.destination_region for f in result.fragments} == {"eu"}
+
+
+def test_the_money_objective_weighs_egress_prices_where_latency_weighs_bytes(world):
+    silos, colocated = world
+    # Egress out of the EU priced far above the lake's: shipping the small EU sides into the US
+    # lake now costs more than pulling the lake's side into an EU engine.
+    dear = silos(eu_usd_per_gb=500.0)
+    assert plan(SQL, dear, engine_region="eu").shipped_to == "lake"
+    assert plan(SQL, dear, engine_region="eu", objective="money").shipped_to is None
+    assert plan(SQL, silos(), engine_region="eu", objective="money").shipped_to == "lake"
+    result = query(SQL, dear, engine_region="eu", objective="money")
+    assert_same(result.table, colocated.sql(SQL).to_arrow_table(), SQL)
+    assert all(f.destination_region == "eu" for f in result.fragments)
+
+
+def test_an_unknown_objective_is_refused(world):
+    silos, _ = world
+    with pytest.raises(ConfigurationError, match="objective 'cheapest'"):
+        plan(SQL, silos(), objective="cheapest")

@@ -57,6 +57,7 @@ def choose_semi_joins(expression: exp.Expression, context: PlanContext) -> exp.E
             break
         estimates = _reduced(base, per_target, estimates, context)
     context.semi_joins = [sj for taken in per_target.values() for sj in taken]
+    context.reduced_rows = _reduced(base, per_target, estimates, context)
     return expression
 
 

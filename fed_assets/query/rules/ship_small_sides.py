@@ -6,7 +6,8 @@ that silo: the small fragments' results are registered there, the big fragments 
 same query, and only the query's result leaves the silo. The big side's rows then never move,
 and the silo's own optimizer orders the joins over the real data.
 
-It is chosen only when it moves fewer bytes than pulling the big side out, and only when every
+It is chosen only when the cost model says it is cheaper than pulling the big side out — in
+seconds by default, in dollars of egress with ``objective="money"`` — and only when every
 shipped fragment's policy lets its data go to the host silo's region (the same check the engine's
 region gets; a refusal here just keeps the ordinary plan).
 """
@@ -16,15 +17,15 @@ from __future__ import annotations
 from sqlglot import exp
 
 from fed_assets.query.context import PlanContext
-from fed_assets.query.cost import estimate_fragment
+from fed_assets.query.cost import estimate_fragment, estimate_result_bytes, move_cost
 from fed_assets.query.rules.enforce_residency import PolicyViolation, check_export
 
 # Largest estimated result a fragment may have to be shipped: registering an Arrow table of this
 # many rows costs milliseconds, and a key this many rows long still builds a hash table in memory.
 SHIP_MAX_ROWS = 100_000
-# Smallest estimated result the host's fragments must reach for shipping to be worth its cost:
-# below it, pulling them out takes about as long as registering the shipped tables.
-SHIP_MIN_HOSTED_ROWS = 100_000
+# Smallest estimated result the host's fragments must reach for shipping to be considered:
+# below it, pulling them out takes no longer than registering the shipped tables.
+SHIP_MIN_HOSTED_ROWS = 10_000
 
 
 def ship_small_sides(expression: exp.Expression, context: PlanContext) -> exp.Expression:
@@ -34,25 +35,33 @@ def ship_small_sides(expression: exp.Expression, context: PlanContext) -> exp.Ex
         return expression
     if any(t.name not in context.cuts for t in expression.find_all(exp.Table)):
         return expression  # the residual reads something other than fragments
-    estimates = {fid: estimate_fragment(cut, context) for fid, cut in context.cuts.items()}
-    best: tuple[float, str] | None = None
+    estimates = {
+        fid: estimate_fragment(cut, context, reduced=fid) for fid, cut in context.cuts.items()
+    }
+    ordinary = sum(
+        move_cost(
+            estimates[fid].bytes, context.silos[cut.silo], context.engine_region, context.objective
+        )
+        for fid, cut in context.cuts.items()
+    )
+    best: tuple[float, str] | None = None  # (saving, host)
     for host in sorted({cut.silo for cut in context.cuts.values()}):
         if not context.silos[host].supports("temp_tables"):
             continue
         hosted = [fid for fid, cut in context.cuts.items() if cut.silo == host]
         shipped = [fid for fid in context.cuts if fid not in hosted]
-        hosted_rows = sum(estimates[f].rows for f in hosted)
-        hosted_bytes = sum(estimates[f].bytes for f in hosted)
-        if hosted_rows < SHIP_MIN_HOSTED_ROWS:
+        if (
+            sum(estimate_fragment(context.cuts[f], context).rows for f in hosted)
+            < SHIP_MIN_HOSTED_ROWS
+        ):
             continue
         if any(estimates[f].rows > SHIP_MAX_ROWS for f in shipped):
             continue
-        if sum(estimates[f].bytes for f in shipped) >= hosted_bytes:
+        saving = ordinary - _shipped_cost(expression, host, shipped, estimates, context)
+        if saving <= 0 or not _may_ship(shipped, host, context):
             continue
-        if not _may_ship(shipped, host, context):
-            continue
-        if best is None or hosted_bytes > best[0]:
-            best = (hosted_bytes, host)
+        if best is None or saving > best[0]:
+            best = (saving, host)
     if best is not None:
         host = best[1]
         context.ship_to = host
@@ -65,6 +74,20 @@ def ship_small_sides(expression: exp.Expression, context: PlanContext) -> exp.Ex
             sj for sj in context.semi_joins if context.cuts[sj.source].silo != host
         ]
     return expression
+
+
+def _shipped_cost(residual, host: str, shipped: list[str], estimates, context) -> float:
+    """Seconds or dollars (``context.objective``) of the shipped plan: the small sides to the
+    host's region, then the query's result from the host to the engine."""
+    region = context.silos[host].region
+    cost = sum(
+        move_cost(
+            estimates[f].bytes, context.silos[context.cuts[f].silo], region, context.objective
+        )
+        for f in shipped
+    )
+    result = estimate_result_bytes(residual, context)
+    return cost + move_cost(result, context.silos[host], context.engine_region, context.objective)
 
 
 def _may_ship(shipped: list[str], host: str, context: PlanContext) -> bool:
