@@ -61,3 +61,12 @@ class EmptyTableError(FedAssetsError):
 
 class SiloQueryError(FedAssetsError):
     """The silo rejected or failed a query for a reason not covered above."""
+
+
+class UnsupportedFunctionError(SiloQueryError):
+    """The silo has no function of this name: a federated query evaluates it above the silo."""
+
+    def __init__(self, what: str, reason: str, fix: str, *, silo: str, function: str):
+        super().__init__(what, reason, fix)
+        self.silo = silo
+        self.function = function

@@ -12,6 +12,7 @@ Each kind is one ``ConfigurableResource`` in ``resources/silos/<kind>.py`` deriv
 
 from __future__ import annotations
 
+import re
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -31,11 +32,20 @@ from fed_assets.errors import (
     SiloQueryError,
     UnknownColumnError,
     UnknownTableError,
+    UnsupportedFunctionError,
 )
 
 # Rows per Arrow batch when a driver lets us choose: large enough to amortise per-batch overhead,
 # small enough (~10 MB at 100 bytes a row) that a 10-million-row scan never sits in memory whole.
 BATCH_ROWS = 100_000
+# Driver messages for a function the engine does not have: SQLite, PostgreSQL (SQLSTATE 42883),
+# DuckDB.
+_NO_FUNCTION = re.compile(
+    r"no such function: ([\w.]+)"
+    r"|function ([\w.\"]+)\(.*\) does not exist"
+    r"|Function with name \"?([\w.]+)\"? does not exist",
+    re.IGNORECASE,
+)
 
 # How long require_table() trusts its remembered table list: saves a metadata round trip per
 # read in a burst of reads, short enough that a dropped table is noticed within a sensor tick.
@@ -403,10 +413,28 @@ class SiloResource(ConfigurableResource):
         """Stream ``columns`` of ``table`` filtered by ``where``, pushed into the silo."""
         return self.scan(self.read_sql(table, columns=columns, where=where, limit=limit))
 
+    def unsupported_function(self, text: str) -> UnsupportedFunctionError | None:
+        """The error for a driver message saying the silo has no such function, else None."""
+        match = _NO_FUNCTION.search(text)
+        if match is None:
+            return None
+        name = next(g for g in match.groups() if g).strip('"').split(".")[-1].lower()
+        return UnsupportedFunctionError(
+            f"silo '{self.name}'",
+            f"the {self.kind} silo has no function {name}()",
+            "a federated query evaluates it in the embedded engine instead; in SQL sent to the "
+            "silo directly, use a function the silo has",
+            silo=self.name,
+            function=name,
+        )
+
     def wrap_error(self, err: Exception, *, table: str | None = None) -> FedAssetsError:
         """Turn a driver error into a ``FedAssetsError``; subclasses refine by driver."""
         if isinstance(err, FedAssetsError):
             return err
+        missing = self.unsupported_function(str(err))
+        if missing is not None:
+            return missing
         where = f"silo '{self.name}'" + (f", table '{table}'" if table else "")
         return SiloQueryError(
             where,

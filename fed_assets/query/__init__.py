@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from fed_assets.errors import UnsupportedFunctionError
 from fed_assets.query.execute import ResidualQueryError, execute
+from fed_assets.query.functions import remember_missing
 from fed_assets.query.model import Estimate, FragmentPlan, FragmentRun, Plan, QueryResult, SemiJoin
 from fed_assets.query.planner import RULES, parse_query, plan
 from fed_assets.query.rules.enforce_residency import PolicyViolation
@@ -53,9 +55,16 @@ def query(
         objective: ``"latency"`` (default) or ``"money"``.
     """
     silo_map = _with_policy(silos, policy)
-    planned = plan(sql, silo_map, engine_region=engine_region, objective=objective)
     kwargs = {} if timeout_s is None else {"timeout_s": timeout_s}
-    return execute(planned, silo_map, progress=progress, **kwargs)
+    while True:
+        planned = plan(sql, silo_map, engine_region=engine_region, objective=objective)
+        try:
+            return execute(planned, silo_map, progress=progress, **kwargs)
+        except UnsupportedFunctionError as err:
+            # The silo lacks a function sqlglot sent it: plan again with it evaluated above. Each
+            # round learns one new function, so this ends; a known one means it could not move.
+            if err.silo not in silo_map or not remember_missing(silo_map[err.silo], err.function):
+                raise
 
 
 def explain(

@@ -161,6 +161,8 @@ class DuckDBSilo(SiloResource):
         if isinstance(err, FedAssetsError):
             return err
         text = str(err).splitlines()[0]
+        if (missing := self.unsupported_function(str(err))) is not None:
+            return missing
         where = f"silo '{self.name}'" + (f", table '{table}'" if table else "")
         if isinstance(err, duckdb.CatalogException) and "Table" in text:
             return UnknownTableError(where, text, f"use one of: {', '.join(self.tables())}")

@@ -343,6 +343,8 @@ class PostgresSilo(SiloResource):
         if isinstance(err, FedAssetsError):
             return err
         text = self._scrub(str(err))
+        if (missing := self.unsupported_function(str(err))) is not None:
+            return missing
         sqlstate = getattr(err, "sqlstate", None)
         reason = _server_message(text)
         lowered = text.lower()

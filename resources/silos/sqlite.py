@@ -196,6 +196,8 @@ class SQLiteSilo(SiloResource):
         if isinstance(err, FedAssetsError):
             return err
         text = str(err).splitlines()[0]
+        if (missing := self.unsupported_function(str(err))) is not None:
+            return missing
         where = f"silo '{self.name}'" + (f", table '{table}'" if table else "")
         if "no such table" in text:
             return UnknownTableError(where, text, f"use one of: {', '.join(self.tables())}")

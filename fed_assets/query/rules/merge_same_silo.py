@@ -21,6 +21,7 @@ from sqlglot.errors import ErrorLevel, SqlglotError
 
 from fed_assets.query.context import PlanContext
 from fed_assets.query.cost import join_expands
+from fed_assets.query.functions import calls_any, missing_functions
 from fed_assets.query.tree import (
     conjuncts,
     entries,
@@ -65,12 +66,15 @@ def pushable_silo(node: exp.Expression, context: PlanContext) -> str | None:
     }
     if any(need and not silo.supports(ability) for ability, need in needs.items()):
         return None
-    if silo.dialect == PLANNING_DIALECT:
+    missing = missing_functions(silo)
+    if silo.dialect == PLANNING_DIALECT and not missing:
         return silo_name  # the tree is already in the silo's dialect: nothing it cannot say
     try:
-        render(node, silo_name, context)
+        sql = render(node, silo_name, context)
     except SqlglotError:
         return None  # something the silo's dialect cannot say: evaluate it above
+    if calls_any(sql, missing):
+        return None  # a function the silo turned out not to have: evaluate it above
     return silo_name
 
 
@@ -189,15 +193,18 @@ def _expression_subqueries(select: exp.Select) -> list[exp.Expression]:
     return found
 
 
-def _movable(cond: exp.Expression, members: set[str], silo: str) -> bool:
+def _movable(cond: exp.Expression, members: set[str], silo: str, context: PlanContext) -> bool:
     """Whether ``cond`` can run inside the merged fragment: it reads only its members and, in any
-    subquery, only base tables of the same silo (never another fragment)."""
+    subquery, only base tables of the same silo (never another fragment), and calls no function
+    the silo is known to lack."""
     used = outer_refs(cond)
     tables = list(cond.find_all(exp.Table))
+    missing = missing_functions(context.silos[silo])
     return (
         bool(used)
         and used <= members
         and all(t.args.get("db") is not None and t.args["db"].name == silo for t in tables)
+        and not (missing and calls_any(cond.sql(dialect=context.silos[silo].dialect), missing))
     )
 
 
@@ -275,7 +282,7 @@ def _merge_components(select: exp.Select, context: PlanContext) -> None:
         or (
             members[0] not in left_members
             and any(
-                cond.find(exp.Select) and _movable(cond, set(members), silo_of[members[0]])
+                cond.find(exp.Select) and _movable(cond, set(members), silo_of[members[0]], context)
                 for cond in inner_conditions
             )
         )
@@ -299,12 +306,12 @@ def _merge(
     leftover: list[exp.Expression] = []
     silo = ctx.cuts[inner[0][0].name].silo
     for cond in where_conjuncts(select):
-        (moved if _movable(cond, member_set, silo) else leftover).append(cond)
+        (moved if _movable(cond, member_set, silo, ctx) else leftover).append(cond)
     for _source, join in inner:
         if join is None:
             continue
         for cond in conjuncts(join.args.get("on")):
-            (moved if _movable(cond, member_set, silo) else leftover).append(cond)
+            (moved if _movable(cond, member_set, silo, ctx) else leftover).append(cond)
 
     tree = exp.select()
     for i, (source, _) in enumerate(inner):
