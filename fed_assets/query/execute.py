@@ -163,9 +163,6 @@ def _run_one(
         )
     else:
         table, seconds, attempts = _with_retries(silo, lambda: silo.scan(sql).read_all())
-    destination = plan.engine_region or "engine"
-    if plan.shipped_to is not None:
-        destination = silos_region(plan, plan.shipped_to, fragment)
     return table, FragmentRun(
         id=fragment.id,
         silo=fragment.silo,
@@ -176,16 +173,11 @@ def _run_one(
         est_rows=fragment.estimate.rows,
         est_bytes=fragment.estimate.bytes,
         source_region=fragment.source_region,
-        destination_region=destination,
+        destination_region=plan.fragments_go_to,
         rule=fragment.rule,
         attempts=attempts,
         semi_join_keys=sum(len(v) for v in keys.values()) if keys else None,
     )
-
-
-def silos_region(plan: Plan, host: str, fragment: FragmentPlan) -> str:
-    """The region a shipped fragment goes to: its host's (read from the host's fragments)."""
-    return next(f.source_region for f in plan.fragments if f.silo == host)
 
 
 def _run_shipped(

@@ -67,6 +67,14 @@ class Plan:
     """The silo that runs ``residual``, with the other fragments' results shipped in as tables
     and its own fragments as CTEs; ``None``: the embedded engine runs it."""
 
+    @property
+    def fragments_go_to(self) -> str:
+        """The region the fragments' results move to: the host silo's when shipped, else the
+        engine's (``"engine"`` when no region is set)."""
+        if self.shipped_to is not None:
+            return next(f.source_region for f in self.fragments if f.silo == self.shipped_to)
+        return self.engine_region or "engine"
+
     def fragment(self, fragment_id: str) -> FragmentPlan:
         return next(f for f in self.fragments if f.id == fragment_id)
 
