@@ -30,6 +30,7 @@ from fed_assets.query.rules.isolate_tables import isolate_tables
 from fed_assets.query.rules.merge_same_silo import merge_same_silo, render
 from fed_assets.query.rules.name_outputs import name_outputs
 from fed_assets.query.rules.push_limit import push_limit
+from fed_assets.query.rules.push_whole_query import push_whole_query
 from fed_assets.query.rules.qualify_columns import qualify_columns
 from fed_assets.query.rules.resolve_tables import resolve_tables
 from fed_assets.query.rules.ship_small_sides import ship_small_sides
@@ -45,6 +46,7 @@ RULES = (
     resolve_tables,
     inline_ctes,
     qualify_columns,
+    push_whole_query,
     unnest_cross_silo_subqueries,
     isolate_tables,
     pushdown_projections,
