@@ -33,6 +33,7 @@ from fed_assets.query.rules.push_limit import push_limit
 from fed_assets.query.rules.push_whole_query import push_whole_query
 from fed_assets.query.rules.qualify_columns import qualify_columns
 from fed_assets.query.rules.resolve_tables import resolve_tables
+from fed_assets.query.rules.share_subqueries import share_subqueries
 from fed_assets.query.rules.ship_small_sides import ship_small_sides
 from fed_assets.query.rules.split_aggregates import split_aggregates
 from fed_assets.query.rules.unnest_cross_silo_subqueries import unnest_cross_silo_subqueries
@@ -61,6 +62,7 @@ RULES = (
     enforce_residency,
     choose_semi_joins,
     ship_small_sides,
+    share_subqueries,
 )
 
 
@@ -104,7 +106,9 @@ def plan(
             silo=cut.silo,
             tree=cut.tree,
             sql=render(cut.tree, cut.silo, context),
-            tables=tuple(sorted({t.name for t in cut.tree.find_all(exp.Table)})),
+            tables=tuple(
+                sorted({t.name for t in cut.tree.find_all(exp.Table) if t.args.get("db")})
+            ),
             estimate=estimate_fragment(cut, context, reduced=fragment_id),
             rule=cut.rule,
             source_region=context.silos[cut.silo].region,

@@ -89,6 +89,8 @@ def render(tree: exp.Expression, silo_name: str, context: PlanContext) -> str:
     tables: dict[str, tuple[str, str]] = {}
     try:
         for table in list(tree.find_all(exp.Table)):
+            if not table.args.get("db"):
+                continue  # a CTE of the fragment's own (share_subqueries)
             key = table.name
             actual, _ = context.spelling[(silo_name, key)]
             alias = table.alias_or_name
