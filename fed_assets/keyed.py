@@ -75,7 +75,11 @@ def push_filter(query: exp.Expression, column: str, condition: Condition) -> boo
                 and push_filter(source.this, value.name, condition)
             ):
                 return True
-    query.where(condition(value.copy()), copy=False)
+    # First in the WHERE: engines plan subquery predicates in the order written, and a key
+    # filter is cheap and selective.
+    where = query.args.get("where")
+    keyed = condition(value.copy())
+    query.set("where", exp.Where(this=exp.and_(keyed, where.this) if where else keyed))
     return True
 
 

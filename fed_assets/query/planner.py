@@ -29,6 +29,7 @@ from fed_assets.query.rules.inline_ctes import inline_ctes
 from fed_assets.query.rules.isolate_tables import isolate_tables
 from fed_assets.query.rules.merge_same_silo import merge_same_silo, render
 from fed_assets.query.rules.name_outputs import name_outputs
+from fed_assets.query.rules.order_conjuncts import order_conjuncts
 from fed_assets.query.rules.push_limit import push_limit
 from fed_assets.query.rules.push_whole_query import push_whole_query
 from fed_assets.query.rules.qualify_columns import qualify_columns
@@ -63,6 +64,7 @@ RULES = (
     choose_semi_joins,
     ship_small_sides,
     share_subqueries,
+    order_conjuncts,
 )
 
 
