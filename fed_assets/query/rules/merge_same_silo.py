@@ -329,7 +329,7 @@ def _merge(
         )
         tree = tree.join(derived, on=join.args.get("on").copy(), join_type="LEFT")
     if moved:
-        tree = tree.where(exp.and_(*[c.copy() for c in moved]))
+        tree = tree.where(exp.and_(*[c.copy() for c in moved], copy=False), copy=False)
 
     # Rebuild the residual: the fragment takes its first member's place.
     fragment_id = ctx.cut(silo, tree)
@@ -356,7 +356,7 @@ def _merge(
             join.set("kind", "CROSS")
         rest.append(join)
     select.set("joins", rest or None)
-    select.set("where", exp.Where(this=exp.and_(*leftover)) if leftover else None)
+    select.set("where", exp.Where(this=exp.and_(*leftover, copy=False)) if leftover else None)
 
     # Columns the residual reads from members now come from the fragment.
     outputs: dict[tuple[str, str], str] = {}
