@@ -61,6 +61,8 @@ from fed_assets.silo import (
     TableVersion,
     stream,
 )
+from resources.silos._bigquery_errors import auth_failure, first_line, over_grpc, unreachable
+from resources.silos._bigquery_types import arrow_schema, cast_batches, plain_read
 
 # Prefix of the tables that materialise query results in the scratch dataset; tables() hides them.
 TMP_PREFIX = "_fed_tmp_"
@@ -79,28 +81,6 @@ REST_PAGE_ROWS = 50_000
 _CLIENT_LOCK = threading.Lock()
 
 _READ_SCOPES = ("https://www.googleapis.com/auth/bigquery",)
-
-# BigQuery type names (standard and legacy spellings) to Arrow. NUMERIC/BIGNUMERIC keep their
-# maximum precision; GEOGRAPHY (WKT), JSON and INTERVAL travel as text.
-_SCALARS: dict[str, pa.DataType] = {
-    "INTEGER": pa.int64(),
-    "INT64": pa.int64(),
-    "FLOAT": pa.float64(),
-    "FLOAT64": pa.float64(),
-    "NUMERIC": pa.decimal128(38, 9),
-    "BIGNUMERIC": pa.decimal256(76, 38),
-    "BOOLEAN": pa.bool_(),
-    "BOOL": pa.bool_(),
-    "STRING": pa.string(),
-    "BYTES": pa.binary(),
-    "DATE": pa.date32(),
-    "DATETIME": pa.timestamp("us"),
-    "TIME": pa.time64("us"),
-    "TIMESTAMP": pa.timestamp("us", tz="UTC"),
-    "GEOGRAPHY": pa.string(),
-    "JSON": pa.string(),
-    "INTERVAL": pa.string(),
-}
 
 # Driver messages that name a missing column (BigQuery's own, then the emulator's DuckDB ones).
 _COLUMN_PATTERNS = (
@@ -270,9 +250,9 @@ class BigQuerySilo(SiloResource):
         from google.api_core import exceptions as gexc
 
         where = f"silo '{self.name}'" + (f", table '{table}'" if table else "")
-        message = _message(err)
-        if _unreachable(err):
-            if _over_grpc(err):
+        message = first_line(err)
+        if unreachable(err):
+            if over_grpc(err):
                 endpoint = "the Storage Read API at " + (
                     self.emulator_grpc_endpoint or "bigquerystorage.googleapis.com"
                 )
@@ -286,7 +266,7 @@ class BigQuerySilo(SiloResource):
                 "check the network (or that the emulator runs at that endpoint) and retry; "
                 "raise timeout_s if the link is slow",
             )
-        if _auth_failure(err):
+        if auth_failure(err):
             return SiloAuthError(
                 where,
                 f"BigQuery refused the credentials for project '{self.project}': {message}",
@@ -491,7 +471,7 @@ class BigQuerySilo(SiloResource):
             schema = arrow_schema(rows.schema)
         # With storage=None the client reads REST pages and creates no Storage Read client.
         batches = rows.to_arrow_iterable(bqstorage_client=storage)
-        return stream(schema, _cast(batches, schema), on_error=self.wrap_error)
+        return stream(schema, cast_batches(batches, schema), on_error=self.wrap_error)
 
     def _scan_via_scratch(self, sql: str) -> pa.RecordBatchReader:
         """Materialise ``sql`` as a scratch table, Storage-Read it, drop it when done."""
@@ -579,11 +559,11 @@ class BigQuerySilo(SiloResource):
                     if left == 0:
                         return
 
-        return _cast(batches(), schema)
+        return cast_batches(batches(), schema)
 
     def _direct_read(self, sql: str) -> pa.RecordBatchReader | None:
         """Storage-Read a plain projection/filter/limit of one table of ours; None otherwise."""
-        plan = _plain_read(sqlglot.parse_one(sql, read=self.dialect), self.project, self.dataset)
+        plan = plain_read(sqlglot.parse_one(sql, read=self.dialect), self.project, self.dataset)
         if plan is None:
             return None
         names, where, limit, table_name = plan
@@ -633,152 +613,3 @@ class BigQuerySilo(SiloResource):
                 dataset, exists_ok=True, retry=self._retry(), timeout=self.timeout_s
             )
         self._scratch_ready = True
-
-
-# --------------------------------------------------------------------------- pure helpers
-def arrow_schema(fields) -> pa.Schema:
-    """The Arrow schema of BigQuery ``SchemaField``s (REQUIRED → not nullable, REPEATED → list)."""
-    return pa.schema([_arrow_field(f) for f in fields])
-
-
-def _arrow_field(field) -> pa.Field:
-    kind = field.field_type.upper()
-    if kind in ("RECORD", "STRUCT"):
-        dtype: pa.DataType = pa.struct([_arrow_field(f) for f in field.fields])
-    elif kind == "RANGE":
-        element = _SCALARS.get((field.range_element_type.element_type or "").upper(), pa.string())
-        dtype = pa.struct([("start", element), ("end", element)])
-    else:
-        dtype = _SCALARS.get(kind, pa.string())
-    mode = (field.mode or "NULLABLE").upper()
-    if mode == "REPEATED":
-        return pa.field(field.name, pa.list_(dtype), nullable=False)
-    return pa.field(field.name, dtype, nullable=mode != "REQUIRED")
-
-
-def _cast(batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
-    """Cast each batch to ``schema`` (drops driver field metadata, unifies types across paths)."""
-    for batch in batches:
-        if batch.schema.equals(schema, check_metadata=True):
-            yield batch
-        else:
-            yield pa.RecordBatch.from_arrays(
-                [col.cast(f.type) for col, f in zip(batch.columns, schema, strict=True)],
-                schema=schema,
-            )
-
-
-def _plain_read(
-    statement: exp.Expression, project: str, dataset: str
-) -> tuple[list[str] | None, exp.Expression | None, int | None, str] | None:
-    """``(columns or None for *, where, limit, table)`` when ``statement`` only projects plain
-    columns of one table of ``project.dataset``, filters rows and limits them; else None."""
-    if not isinstance(statement, exp.Select):
-        return None
-    allowed = {"expressions", "from", "where", "limit", "from_"}
-    if any(value for key, value in statement.args.items() if key not in allowed):
-        return None
-    source = statement.args.get("from") or statement.args.get("from_")
-    if source is None or not isinstance(source.this, exp.Table):
-        return None
-    table = source.this
-    if any(v for k, v in table.args.items() if k not in ("this", "db", "catalog", "alias")):
-        return None
-    if not isinstance(table.this, exp.Identifier):
-        return None
-    if table.catalog and table.catalog != project:
-        return None
-    if not table.db or table.db != dataset:
-        return None
-    qualifiers = {"", table.name, table.alias_or_name}
-    columns: list[str] | None = []
-    for projection in statement.expressions:
-        if isinstance(projection, exp.Star) and not any(projection.args.values()):
-            if len(statement.expressions) != 1:
-                return None
-            columns = None
-        elif isinstance(projection, exp.Column) and isinstance(projection.this, exp.Identifier):
-            if projection.table not in qualifiers:
-                return None
-            columns.append(projection.name)
-        else:
-            return None
-    if columns is not None and len({c.lower() for c in columns}) != len(columns):
-        return None
-    where = statement.args.get("where")
-    condition = where.this.copy() if where is not None else None
-    if condition is not None:
-        if any(
-            isinstance(node, (exp.Subquery, exp.Select, exp.AggFunc, exp.Window))
-            for node in condition.walk()
-        ):
-            return None
-        if any(c.table not in qualifiers for c in condition.find_all(exp.Column)):
-            return None
-    limit = statement.args.get("limit")
-    count = None
-    if limit is not None:
-        value = limit.expression
-        if (
-            not isinstance(value, exp.Literal)
-            or value.is_string
-            or any(v for k, v in limit.args.items() if k != "expression")
-        ):
-            return None
-        count = int(value.this)
-    return columns, condition, count, table.name
-
-
-def _message(err: Exception) -> str:
-    """The driver's first line, or for retries the last underlying error's."""
-    cause = getattr(err, "cause", None)
-    if cause is not None and hasattr(err, "cause"):
-        err = cause
-    text = getattr(err, "message", None) or str(err)
-    return str(text).strip().splitlines()[0] if str(text).strip() else type(err).__name__
-
-
-def _unreachable(err: Exception) -> bool:
-    import requests
-    from google.api_core import exceptions as gexc
-    from google.auth import exceptions as aexc
-
-    if isinstance(err, gexc.RetryError) and err.cause is not None:
-        return _unreachable(err.cause)
-    return isinstance(
-        err,
-        (
-            requests.ConnectionError,
-            requests.Timeout,
-            gexc.ServiceUnavailable,
-            gexc.DeadlineExceeded,
-            aexc.TransportError,
-            ConnectionError,
-            TimeoutError,
-        ),
-    )
-
-
-def _over_grpc(err: Exception) -> bool:
-    """Whether ``err`` came from a gRPC call (the Storage Read API) rather than REST."""
-    from google.api_core import exceptions as gexc
-
-    if isinstance(err, gexc.RetryError) and err.cause is not None:
-        return _over_grpc(err.cause)
-    if not isinstance(err, gexc.GoogleAPICallError):
-        return False
-    import grpc  # errors translated from gRPC keep the RpcError as their response
-
-    return isinstance(err.response, grpc.RpcError)
-
-
-def _auth_failure(err: Exception) -> bool:
-    from google.api_core import exceptions as gexc
-    from google.auth import exceptions as aexc
-
-    if isinstance(err, (aexc.DefaultCredentialsError, aexc.RefreshError, gexc.Unauthenticated)):
-        return True
-    if isinstance(err, (gexc.Forbidden, gexc.PermissionDenied)):
-        reasons = {e.get("reason") for e in (getattr(err, "errors", None) or [])}
-        return not reasons & {"quotaExceeded", "rateLimitExceeded", "billingNotEnabled"}
-    return False
