@@ -43,7 +43,7 @@ def cursor(
         if engine is None:
             engine = duckdb.connect(
                 ":memory:",
-                config={"memory_limit": memory_limit, "temp_directory": _spill_folder(key)},
+                config={"memory_limit": memory_limit, "temp_directory": _spill_folder()},
             )
             try:
                 engine.execute("SET parquet_metadata_cache = true")
@@ -68,7 +68,7 @@ def close_all() -> None:
             _spill_root = None
 
 
-def _spill_folder(key: Hashable) -> str:
+def _spill_folder() -> str:
     """A folder for one engine's spilled data, under a per-process folder removed at exit."""
     global _spill_root
     if _spill_root is None:

@@ -12,6 +12,7 @@ Each kind is one ``ConfigurableResource`` in ``resources/silos/<kind>.py`` deriv
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 import weakref
@@ -412,6 +413,11 @@ class SiloResource(ConfigurableResource):
     ) -> pa.RecordBatchReader:
         """Stream ``columns`` of ``table`` filtered by ``where``, pushed into the silo."""
         return self.scan(self.read_sql(table, columns=columns, where=where, limit=limit))
+
+    def settings_key(self) -> str:
+        """A digest of the silo's settings, policy left out: two resources with the same key read
+        the same data the same way (for caches of statistics and of what the silo lacks)."""
+        return hashlib.sha256(self.model_dump_json(exclude={"policy"}).encode()).hexdigest()
 
     def unsupported_function(self, text: str) -> UnsupportedFunctionError | None:
         """The error for a driver message saying the silo has no such function, else None."""

@@ -6,7 +6,6 @@ Statistics come from ``silo.stats(table)``, cached per table and invalidated whe
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -57,8 +56,7 @@ def table_stats(silo: SiloResource, table: str) -> TableStats:
 
     The version is re-read at most every ``STATS_RECHECK_S`` seconds.
     """
-    settings = silo.model_dump_json(exclude={"policy"}).encode()
-    key = (hashlib.sha256(settings).hexdigest(), table)  # same settings, same table
+    key = (silo.settings_key(), table)  # same settings, same table
     now = time.monotonic()
     with _stats_lock:
         cached = _stats_cache.get(key)
@@ -107,12 +105,7 @@ def move_cost(nbytes: float, silo: SiloResource, destination: str | None, object
 
 def estimate_result_bytes(residual: exp.Expression, context: PlanContext) -> float:
     """Bytes of the residual query's result, its fragments read at their estimated sizes."""
-    rows = estimate_rows(residual, "", context)
-    return (
-        rows * 8.0 * max(len(residual.expressions), 1)
-        if isinstance(residual, exp.Select)
-        else rows * 8.0
-    )
+    return estimate_rows(residual, "", context) * row_width(residual, "", context)
 
 
 def estimate_rows(node: exp.Expression, silo_name: str, context: PlanContext) -> float:
@@ -157,21 +150,16 @@ def estimate_rows(node: exp.Expression, silo_name: str, context: PlanContext) ->
 def join_expands(cond: exp.EQ, placeholders: dict[str, str], context: PlanContext) -> bool:
     """Whether joining two fragments on ``cond`` is expected to return more rows than both
     inputs together (a many-to-many join on a low-cardinality key), from distinct counts."""
-    from fed_assets.query.lineage import base_column
-
     sides = []
     for column in (cond.left, cond.right):
         cut = context.cuts[placeholders[column.table]]
         rows = estimate_rows(cut.tree, cut.silo, context)
         ndv = None
-        base = base_column(column, placeholders, context)
+        base = _base_stats(column, placeholders, context)
         if base is not None:
-            silo, table, name = base
-            spelled = context.spelling.get((silo, table))
-            if spelled is not None:
-                stats = table_stats(context.silos[silo], spelled[0])
-                col = next((c for n, c in stats.columns.items() if n.lower() == name), None)
-                ndv = col.ndv if col is not None else None
+            stats, name = base
+            col = next((c for n, c in stats.columns.items() if n.lower() == name), None)
+            ndv = col.ndv if col is not None else None
         sides.append((rows, min(ndv, rows) if ndv else rows))
     (rows_a, ndv_a), (rows_b, ndv_b) = sides
     joined = rows_a * rows_b / max(ndv_a, ndv_b, 1.0)
@@ -181,17 +169,25 @@ def join_expands(cond: exp.EQ, placeholders: dict[str, str], context: PlanContex
 def base_rows(fragment_id: str, column: str, context: PlanContext) -> float | None:
     """Rows of the base table a fragment's output ``column`` comes from, when it is a plain
     column of one table (for the share of that table's keys the fragment keeps)."""
+    base = _base_stats(exp.column(column, table=fragment_id), {fragment_id: fragment_id}, context)
+    rows = base[0].rows if base is not None else None
+    return float(rows) if rows else None
+
+
+def _base_stats(
+    column: exp.Column, placeholders: dict[str, str], context: PlanContext
+) -> tuple[TableStats, str] | None:
+    """Statistics of the base table a residual column reads, and the column's name there."""
     from fed_assets.query.lineage import base_column
 
-    base = base_column(exp.column(column, table=fragment_id), {fragment_id: fragment_id}, context)
+    base = base_column(column, placeholders, context)
     if base is None:
         return None
-    silo, table, _ = base
+    silo, table, name = base
     spelled = context.spelling.get((silo, table))
     if spelled is None:
         return None
-    rows = table_stats(context.silos[silo], spelled[0]).rows
-    return float(rows) if rows else None
+    return table_stats(context.silos[silo], spelled[0]), name
 
 
 def selectivity(condition: exp.Expression) -> float:

@@ -91,12 +91,13 @@ def _run_fragments(plan, silos, *, timeout_s, progress):
         future = pool.submit(_run_one, fragment, silos[fragment.silo], plan, keys or {})
         pending[future] = (fragment.id, fragment.silo, time.monotonic())
 
-    def submit_shipped() -> None:
-        silo = silos[plan.shipped_to]
-        shipped = {fid: t for fid, t in tables.items()}
-        keys = {f.id: _semi_join_keys(by_target.get(f.id, []), tables) for f in hosted}
-        future = pool.submit(_run_shipped, plan, hosted, silo, shipped, keys)
-        pending[future] = (SHIPPED_ID, silo.name, time.monotonic())
+    def ship_when_ready() -> None:
+        """Once every other fragment is in, the host silo runs the rest of the query."""
+        if hosted and not pending and not waiting and SHIPPED_ID not in tables:
+            keys = {f.id: _semi_join_keys(by_target.get(f.id, []), tables) for f in hosted}
+            silo = silos[plan.shipped_to]
+            future = pool.submit(_run_shipped, plan, hosted, silo, dict(tables), keys)
+            pending[future] = (SHIPPED_ID, silo.name, time.monotonic())
 
     try:
         hosted_ids = {f.id for f in hosted}
@@ -104,8 +105,7 @@ def _run_fragments(plan, silos, *, timeout_s, progress):
             if fragment.id not in by_target and fragment.id not in hosted_ids:
                 submit(fragment)
         waiting = set(by_target) - hosted_ids
-        if hosted and not pending and not waiting:
-            submit_shipped()
+        ship_when_ready()
         while pending:
             oldest = min(t for _, _, t in pending.values())
             left = max(0.0, timeout_s - (time.monotonic() - oldest))
@@ -128,8 +128,7 @@ def _run_fragments(plan, silos, *, timeout_s, progress):
                 if all(sj.source in tables for sj in by_target[target]):
                     waiting.discard(target)
                     submit(plan.fragment(target), _semi_join_keys(by_target[target], tables))
-            if hosted and not pending and not waiting and SHIPPED_ID not in tables:
-                submit_shipped()
+            ship_when_ready()
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
         raise
@@ -184,12 +183,12 @@ def _run_shipped(
     plan: Plan,
     hosted: list[FragmentPlan],
     silo: SiloResource,
-    shipped: Mapping[str, pa.Table],
+    shipped: dict[str, pa.Table],
     keys: Mapping[str, Mapping[str, pa.Array]],
 ) -> tuple[pa.Table, FragmentRun]:
     """The residual query inside the host silo: its fragments as CTEs (with their semi-join keys
     as tables), the other fragments' results as tables shipped in."""
-    inputs = dict(shipped)
+    inputs = shipped
     ctes = []
     for fragment in hosted:
         sql = fragment.sql

@@ -9,7 +9,6 @@ plans avoid it from the start.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import threading
 
@@ -22,13 +21,13 @@ _lock = threading.Lock()
 def missing_functions(silo: SiloResource) -> frozenset[str]:
     """Lower-case names of the functions ``silo`` is known to lack."""
     with _lock:
-        return frozenset(_missing.get(_key(silo), ()))
+        return frozenset(_missing.get(silo.settings_key(), ()))
 
 
 def remember_missing(silo: SiloResource, function: str) -> bool:
     """Record that ``silo`` lacks ``function``; False when that was known already."""
     with _lock:
-        names = _missing.setdefault(_key(silo), set())
+        names = _missing.setdefault(silo.settings_key(), set())
         if function.lower() in names:
             return False
         names.add(function.lower())
@@ -38,7 +37,3 @@ def remember_missing(silo: SiloResource, function: str) -> bool:
 def calls_any(sql: str, functions: frozenset[str]) -> bool:
     """Whether ``sql`` (in the silo's dialect) names any of ``functions`` as a word."""
     return any(re.search(rf"\b{re.escape(name)}\b", sql, re.IGNORECASE) for name in functions)
-
-
-def _key(silo: SiloResource) -> str:
-    return hashlib.sha256(silo.model_dump_json(exclude={"policy"}).encode()).hexdigest()

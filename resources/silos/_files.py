@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,8 +38,8 @@ from fed_assets.errors import (
     SiloQueryError,
     SiloUnreachableError,
 )
-from fed_assets.keyed import keyed_sql, keys_tables
-from fed_assets.silo import BATCH_ROWS, Capabilities, SiloResource, stream
+from fed_assets.silo import BATCH_ROWS, SiloResource, stream
+from resources.silos._arrow_inputs import ArrowInputs
 
 # Seconds to wait for a TCP connection / a response from S3: long enough for a busy region, short
 # enough that a wrong endpoint fails a sensor tick in seconds rather than minutes.
@@ -135,7 +135,7 @@ def is_hidden(relative_path: str) -> bool:
     return any(part.startswith(HIDDEN_PREFIXES) for part in relative_path.split("/"))
 
 
-class FileSilo(SiloResource):
+class FileSilo(ArrowInputs, SiloResource):
     """Base of the silos whose tables are files under one root folder or bucket prefix.
 
     Subclasses implement ``tables``, ``schema``, ``stats``, ``version`` and ``dataset(table)``
@@ -190,10 +190,6 @@ class FileSilo(SiloResource):
     _location: Location | None = PrivateAttr(default=None)
     _s3_client: Any = PrivateAttr(default=None)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return Capabilities(temp_tables=True)  # Arrow tables registered on the query's cursor
 
     # ----------------------------------------------------------------- to override
     def dataset(self, table: str) -> ds.Dataset:
@@ -440,17 +436,6 @@ class FileSilo(SiloResource):
         return None
 
     # ----------------------------------------------------------------- the read path
-    def scan_keyed(self, sql: str, keys: Mapping[str, pa.Array]) -> pa.RecordBatchReader:
-        """The keys join as registered Arrow tables: hash semi-joins, not long IN lists."""
-        self.check_query(sql)
-        names, tables = keys_tables(keys)
-        return self._scan(keyed_sql(sql, "duckdb", names), inputs=tables)
-
-    def scan_with(self, sql: str, tables: Mapping[str, pa.Table]) -> pa.RecordBatchReader:
-        """The tables are registered on the query's own cursor, visible to it alone."""
-        self.check_query(sql)
-        return self._scan(sql, inputs=dict(tables))
-
     def _scan(self, sql: str, inputs: dict[str, pa.Table] | None = None) -> pa.RecordBatchReader:
         statement = sqlglot.parse_one(sql, read="duckdb")
         names, rewritten = self._referenced_tables(statement, skip=set(inputs or {}))

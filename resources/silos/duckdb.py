@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-from collections.abc import Mapping
 from typing import ClassVar
 
 import duckdb
@@ -21,10 +20,8 @@ from fed_assets.errors import (
     UnknownColumnError,
     UnknownTableError,
 )
-from fed_assets.keyed import keyed_sql, keys_tables
 from fed_assets.silo import (
     BATCH_ROWS,
-    Capabilities,
     ColumnStats,
     SiloResource,
     TableStats,
@@ -32,13 +29,14 @@ from fed_assets.silo import (
     arrow_width,
     stream,
 )
+from resources.silos._arrow_inputs import ArrowInputs
 
 # DuckDB keeps two database headers at these offsets; each holds a u64 little-endian `iteration`
 # at +8 that rises at every checkpoint (the larger of the two is current).
 _HEADER_OFFSETS = (4096, 8192)
 
 
-class DuckDBSilo(SiloResource):
+class DuckDBSilo(ArrowInputs, SiloResource):
     """Tables of one DuckDB file. Tables outside the ``main`` schema are named ``schema.table``."""
 
     kind: ClassVar[str] = "duckdb"
@@ -48,10 +46,6 @@ class DuckDBSilo(SiloResource):
     @property
     def dialect(self) -> str:
         return "duckdb"
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return Capabilities(temp_tables=True)  # Arrow tables registered on the query's cursor
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         if not os.path.exists(self.path):
@@ -134,17 +128,6 @@ class DuckDBSilo(SiloResource):
             detail="DuckDB header checkpoint iteration and file/WAL size+mtime (file-level: a "
             "change to any table of this file changes every table's version)",
         )
-
-    def scan_keyed(self, sql: str, keys: Mapping[str, pa.Array]) -> pa.RecordBatchReader:
-        """The keys join as registered Arrow tables: hash semi-joins, not long IN lists."""
-        self.check_query(sql)
-        names, tables = keys_tables(keys)
-        return self._scan(keyed_sql(sql, "duckdb", names), inputs=tables)
-
-    def scan_with(self, sql: str, tables: Mapping[str, pa.Table]) -> pa.RecordBatchReader:
-        """The tables are registered on the query's own cursor, visible to it alone."""
-        self.check_query(sql)
-        return self._scan(sql, inputs=dict(tables))
 
     def _scan(self, sql: str, inputs: dict[str, pa.Table] | None = None) -> pa.RecordBatchReader:
         con = self._connect()

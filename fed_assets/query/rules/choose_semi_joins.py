@@ -18,7 +18,7 @@ from sqlglot import exp
 from fed_assets.query.context import PlanContext
 from fed_assets.query.cost import base_rows, estimate_fragment
 from fed_assets.query.model import SemiJoin
-from fed_assets.query.tree import conjuncts
+from fed_assets.query.tree import conjuncts, entries, is_inner
 
 # Largest key list sent into a silo: an IN list this long still parses and plans in
 # milliseconds in PostgreSQL and DuckDB.
@@ -116,8 +116,8 @@ def _key_pairs(
     aliases = _inner_placeholders(select, context)
     where = select.args.get("where")
     conditions = conjuncts(where.this if where else None)
-    for join in select.args.get("joins") or []:
-        if not join.args.get("side"):
+    for _, join in entries(select)[1:]:
+        if is_inner(join):
             conditions += conjuncts(join.args.get("on"))
     pairs = []
     for cond in conditions:
@@ -156,18 +156,8 @@ def _placeholder_column(
 
 def _inner_placeholders(select: exp.Select, context: PlanContext) -> dict[str, str]:
     """Alias → fragment id of the placeholders that ``select`` joins innerly."""
-    from_ = select.args.get("from_")
-    entries = ([(from_.this, None)] if from_ else []) + [
-        (j.this, j) for j in select.args.get("joins") or []
-    ]
-    out = {}
-    for source, join in entries:
-        if not isinstance(source, exp.Table) or source.name not in context.cuts:
-            continue
-        if join is not None and (
-            join.args.get("side")
-            or (join.args.get("kind") or "").upper() not in ("", "INNER", "CROSS")
-        ):
-            continue
-        out[source.alias_or_name] = source.name
-    return out
+    return {
+        source.alias_or_name: source.name
+        for source, join in entries(select)
+        if isinstance(source, exp.Table) and source.name in context.cuts and is_inner(join)
+    }

@@ -38,6 +38,8 @@ def ship_small_sides(expression: exp.Expression, context: PlanContext) -> exp.Ex
     estimates = {
         fid: estimate_fragment(cut, context, reduced=fid) for fid, cut in context.cuts.items()
     }
+    # Rows before semi-join keys filter them: what the host would scan.
+    scanned = {fid: estimate_fragment(cut, context).rows for fid, cut in context.cuts.items()}
     ordinary = sum(
         move_cost(
             estimates[fid].bytes, context.silos[cut.silo], context.engine_region, context.objective
@@ -50,10 +52,7 @@ def ship_small_sides(expression: exp.Expression, context: PlanContext) -> exp.Ex
             continue
         hosted = [fid for fid, cut in context.cuts.items() if cut.silo == host]
         shipped = [fid for fid in context.cuts if fid not in hosted]
-        if (
-            sum(estimate_fragment(context.cuts[f], context).rows for f in hosted)
-            < SHIP_MIN_HOSTED_ROWS
-        ):
+        if sum(scanned[f] for f in hosted) < SHIP_MIN_HOSTED_ROWS:
             continue
         if any(estimates[f].rows > SHIP_MAX_ROWS for f in shipped):
             continue
