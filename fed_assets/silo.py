@@ -35,6 +35,7 @@ from fed_assets.errors import (
     UnknownTableError,
     UnsupportedFunctionError,
 )
+from fed_assets.filters import check_functions, first_error, parse_condition
 
 # Rows per Arrow batch when a driver lets us choose: large enough to amortise per-batch overhead,
 # small enough (~10 MB at 100 bytes a row) that a 10-million-row scan never sits in memory whole.
@@ -240,6 +241,12 @@ class SiloResource(ConfigurableResource):
     egress_usd_per_gb: float = Field(
         default=0.0, description="Price of moving one GB out of the silo's region."
     )
+    allowed_functions: list[str] = Field(
+        default_factory=list,
+        description="Further functions (by name) that SQL sent to this silo may call, beyond the "
+        "dialect's allow-list of side-effect-free functions (fed_assets.filters); list only "
+        "functions that read nothing but their arguments.",
+    )
     scan_mb_per_s: float | None = Field(
         default=None,
         description="Measured scan throughput (MB/s) for the cost model; None uses the kind's "
@@ -314,8 +321,12 @@ class SiloResource(ConfigurableResource):
         )
 
     def check_query(self, sql: str) -> exp.Expression:
-        """Parse ``sql`` and refuse anything that is not exactly one read-only query."""
-        return parse_read_only(sql, dialect=self.dialect, where=f"silo '{self.name}'")
+        """Parse ``sql`` and refuse anything that is not exactly one read-only query calling only
+        allowed functions (``fed_assets.filters.check_functions``)."""
+        where = f"silo '{self.name}'"
+        tree = parse_read_only(sql, dialect=self.dialect, where=where)
+        check_functions(tree, dialect=self.dialect, where=where, allowed=self.allowed_functions)
+        return tree
 
     def require_table(self, table: str) -> str:
         """Return ``table`` if the silo has it, else raise ``UnknownTableError`` naming the rest.
@@ -369,13 +380,14 @@ class SiloResource(ConfigurableResource):
         table: str,
         *,
         columns: Sequence[str] | None = None,
-        where: str | None = None,
+        where: str | exp.Expression | None = None,
         limit: int | None = None,
     ) -> str:
         """Build the SQL, in this silo's dialect, that reads ``columns`` of ``table`` where ``where``.
 
-        ``where`` is a SQL boolean expression in DuckDB's dialect over the table's columns; it is
-        checked against the schema and transpiled.
+        ``where`` is one SQL boolean expression in DuckDB's dialect over the table's columns (text
+        or a sqlglot expression); it is parsed and checked by ``fed_assets.filters`` (one
+        expression, the table's columns, no subquery, allowed functions) and transpiled.
         """
         table = self.require_table(table)
         select = exp.select(
@@ -385,19 +397,13 @@ class SiloResource(ConfigurableResource):
                 else [exp.Star()]
             )
         ).from_(self.table_expression(table))
-        if where:
-            try:
-                condition = sqlglot.parse_one(where, read="duckdb")
-            except sqlglot.errors.ParseError as err:
-                raise QuerySyntaxError(
-                    f"silo '{self.name}', table '{table}'",
-                    f"the row filter {where!r} does not parse: {first_error(err)}",
-                    "write the filter as a SQL boolean expression over the table's columns",
-                ) from None
-            for col in condition.find_all(exp.Column):
-                (resolved,) = self.require_columns(table, [col.name])
-                col.set("this", exp.to_identifier(resolved, quoted=True))
-                col.set("table", None)
+        if where is not None and not (isinstance(where, str) and not where.strip()):
+            condition = parse_condition(
+                where,
+                columns=self.cached_schema(table).names,
+                where=f"silo '{self.name}', table '{table}'",
+                allowed_functions=self.allowed_functions,
+            )
             select = select.where(condition)
         if limit is not None:
             select = select.limit(limit)
@@ -408,7 +414,7 @@ class SiloResource(ConfigurableResource):
         table: str,
         *,
         columns: Sequence[str] | None = None,
-        where: str | None = None,
+        where: str | exp.Expression | None = None,
         limit: int | None = None,
     ) -> pa.RecordBatchReader:
         """Stream ``columns`` of ``table`` filtered by ``where``, pushed into the silo."""
@@ -512,7 +518,7 @@ def parse_read_only(sql: str, *, dialect: str, where: str) -> exp.Expression:
     """
     try:
         statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
-    except sqlglot.errors.ParseError as err:
+    except sqlglot.errors.SqlglotError as err:
         raise QuerySyntaxError(
             where, f"the SQL does not parse as {dialect}: {first_error(err)}", "correct the SQL"
         ) from None
@@ -523,28 +529,30 @@ def parse_read_only(sql: str, *, dialect: str, where: str) -> exp.Expression:
             "send a single SELECT; silo reads are read-only",
         )
     (statement,) = statements
-    if not isinstance(statement, _QUERY_TYPES) or _writes(statement):
+    if not isinstance(statement, _QUERY_TYPES):
         raise ReadOnlyViolation(
             where,
             f"'{statement.key.upper()}' statements are refused: silo reads are read-only",
             "send a SELECT query; write results through an asset's IO manager instead",
         )
+    write = _write_in(statement)
+    if write is not None:
+        raise ReadOnlyViolation(
+            where,
+            f"the query hides a write: {write}; silo reads are read-only",
+            "send a SELECT query without data-modifying parts; write results through an "
+            "asset's IO manager instead",
+        )
     return statement
 
 
-def _writes(statement: exp.Expression) -> bool:
-    """True when a query hides a write (e.g. ``SELECT ... INTO``, a data-modifying CTE)."""
+def _write_in(statement: exp.Expression) -> str | None:
+    """What write a query hides (``SELECT ... INTO``, a data-modifying CTE), named; else None."""
     if statement.args.get("into") is not None:
-        return True
-    return any(
-        isinstance(node, (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, exp.Drop))
-        for node in statement.walk()
-    )
-
-
-def first_error(err: sqlglot.errors.ParseError) -> str:
-    """The first parse error with its line and column."""
-    if err.errors:
-        e = err.errors[0]
-        return f"{e.get('description')} at line {e.get('line')}, column {e.get('col')}"
-    return str(err).splitlines()[0]
+        return "SELECT ... INTO creates a table"
+    for node in statement.walk():
+        if isinstance(node, (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, exp.Drop)):
+            cte = node.find_ancestor(exp.CTE)
+            place = f" in the WITH clause '{cte.alias_or_name}'" if cte is not None else ""
+            return f"a {node.key.upper()} statement{place}"
+    return None

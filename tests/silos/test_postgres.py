@@ -21,6 +21,7 @@ from fed_assets.errors import (
     SiloUnreachableError,
     UnknownColumnError,
     UnknownTableError,
+    UnsafeFunctionError,
 )
 from fed_assets.silo import BATCH_ROWS
 from resources.silos._pool import POOL_IDLE_MAX
@@ -219,7 +220,12 @@ def test_failed_query_closes_its_session(postgres_case):
 
 
 def test_reused_session_stays_read_only(postgres_case):
-    silo = postgres_case.silo
+    with pytest.raises(UnsafeFunctionError, match=r"set_config\(\).*allowed_functions"):
+        postgres_case.silo.scan("SELECT set_config('default_transaction_read_only', 'off', false)")
+    # A silo that allows it (the documented per-silo setting) still gets a read-only session back.
+    silo = postgres_case.silo.model_copy(
+        update={"allowed_functions": ["set_config", "current_setting"]}
+    )
     people = silo.table_expression("people").sql("postgres")
     opened = silo.scan(
         "SELECT pg_backend_pid() AS pid, "
