@@ -12,8 +12,10 @@ Each kind is one ``ConfigurableResource`` in ``resources/silos/<kind>.py`` deriv
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -52,6 +54,15 @@ _NO_FUNCTION = re.compile(
 # How long require_table() trusts its remembered table list: saves a metadata round trip per
 # read in a burst of reads, short enough that a dropped table is noticed within a sensor tick.
 TABLES_TTL_S = 30.0
+
+# Seconds one query may run in a silo when neither the silo nor the caller sets a bound: long
+# enough for a full scan of a large table, short enough that a hung silo frees the run well
+# before a Dagster run's usual hour-long timeout.
+DEFAULT_TIMEOUT_S = 300.0
+
+# The bound of the query this thread is running (set by ``time_bound``), for the silos that can
+# enforce one server-side (PostgreSQL's statement_timeout).
+_bound = threading.local()
 
 # Statement types that only read. Anything else is refused before it reaches a silo.
 _QUERY_TYPES: tuple[type[exp.Expression], ...] = (exp.Select, exp.Union, exp.Intersect, exp.Except)
@@ -241,6 +252,12 @@ class SiloResource(ConfigurableResource):
     egress_usd_per_gb: float = Field(
         default=0.0, description="Price of moving one GB out of the silo's region."
     )
+    timeout_s: float | None = Field(
+        default=None,
+        description="Seconds one query (one fragment) may run in this silo before it is "
+        "cancelled there; None: the caller's bound (query()'s timeout_s, default "
+        f"{DEFAULT_TIMEOUT_S:.0f} s). The lower of the two applies.",
+    )
     allowed_functions: list[str] = Field(
         default_factory=list,
         description="Further functions (by name) that SQL sent to this silo may call, beyond the "
@@ -254,6 +271,8 @@ class SiloResource(ConfigurableResource):
     )
 
     _schema_cache: dict[str, pa.Schema] = PrivateAttr(default_factory=dict)
+    # thread id → how to cancel the statement that thread runs in the silo (see ``cancel``).
+    _running: dict[int, Callable[[], None]] = PrivateAttr(default_factory=dict)
     _tables_cache: tuple[float, list[str]] | None = PrivateAttr(default=None)
 
     # ----------------------------------------------------------------- to override
@@ -319,6 +338,28 @@ class SiloResource(ConfigurableResource):
             f"the {self.kind} silo does not accept tables shipped in",
             "ask capabilities.supports('temp_tables') before shipping",
         )
+
+    def time_bound(self) -> float:
+        """Seconds the current query in this thread may run: the lower of the silo's
+        ``timeout_s`` and the caller's ``time_bound`` (``DEFAULT_TIMEOUT_S`` when neither)."""
+        bounds = [b for b in (self.timeout_s, getattr(_bound, "seconds", None)) if b is not None]
+        return min(bounds) if bounds else DEFAULT_TIMEOUT_S
+
+    def cancel(self, thread_id: int) -> bool:
+        """Cancel, in the silo, the statement thread ``thread_id`` is running (a query that gave
+        up on it); False when that thread runs none or the silo kind cannot cancel."""
+        cancel = self._running.get(thread_id)
+        if cancel is None:
+            return False
+        with contextlib.suppress(Exception):  # the statement may end meanwhile
+            cancel()
+        return True
+
+    def _cancellable(self, cancel: Callable[[], None]) -> Callable[[], None]:
+        """Register ``cancel`` for this thread's running statement; returns the unregister."""
+        thread_id = threading.get_ident()
+        self._running[thread_id] = cancel
+        return lambda: self._running.pop(thread_id, None)
 
     def check_query(self, sql: str) -> exp.Expression:
         """Parse ``sql`` and refuse anything that is not exactly one read-only query calling only
@@ -453,6 +494,17 @@ class SiloResource(ConfigurableResource):
             f"the {self.kind} silo failed: {type(err).__name__}: {str(err).splitlines()[0]}",
             "check the query and that the silo is healthy",
         )
+
+
+@contextlib.contextmanager
+def time_bound(seconds: float | None) -> Iterator[None]:
+    """Within the block, queries this thread runs in a silo may take at most ``seconds``."""
+    previous = getattr(_bound, "seconds", None)
+    _bound.seconds = seconds
+    try:
+        yield
+    finally:
+        _bound.seconds = previous
 
 
 def stream(
