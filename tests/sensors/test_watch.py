@@ -12,8 +12,8 @@ from sensors.watch import Cursor, Reading, Rules, Unreadable, advance
 SOURCES = {"m1": frozenset({"pg/a"}), "m2": frozenset({"pg/a", "s3/b"}), "m3": frozenset({"s3/b"})}
 
 
-def tick(cursor, readings, rules=Rules(), now=0.0, sources=SOURCES):
-    return advance(cursor, readings, sources, rules, now)
+def tick(cursor, readings, rules=None, now=0.0, sources=SOURCES):
+    return advance(cursor, readings, sources, rules or Rules(), now)
 
 
 def test_first_sight_is_a_baseline_and_a_change_requests_exactly_the_downstream_models():
