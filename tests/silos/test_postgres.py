@@ -26,7 +26,7 @@ from fed_assets.errors import (
 from fed_assets.silo import BATCH_ROWS
 from resources.silos._pool import POOL_IDLE_MAX
 from tests.servers import free_port
-from tests.silos.cases.postgres import connect, flush_stats, silo_for
+from tests.silos.cases.postgres import connect, connect_silo, flush_stats, silo_for
 
 
 def test_wrong_password_is_an_auth_error_without_the_password(postgres_schema):
@@ -306,16 +306,3 @@ def wait_until_gone(admin, pid: int, timeout: float = 5.0) -> None:
     while admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone():
         assert time.monotonic() < deadline, f"backend {pid} still runs"
         time.sleep(0.05)
-
-
-def connect_silo(silo):
-    """A writer's connection to the server the silo reads (the silo itself cannot write)."""
-    return connect(
-        {
-            "FED_TEST_POSTGRES_HOST": silo.host,
-            "FED_TEST_POSTGRES_PORT": str(silo.port),
-            "FED_TEST_POSTGRES_USER": silo.user,
-            "FED_TEST_POSTGRES_PASSWORD": silo.password,
-            "FED_TEST_POSTGRES_DATABASE": silo.database,
-        }
-    )

@@ -15,7 +15,7 @@ import pytest
 from fed_assets.errors import SiloQueryError, SiloTimeoutError
 from fed_assets.query import query
 from resources.silos.duckdb import DuckDBSilo
-from tests.silos.cases.postgres import connect
+from tests.silos.cases.postgres import connect_silo
 
 # Long enough that a statement still running after the test's bound is plainly not finished.
 SLEEP_S = 60
@@ -27,16 +27,7 @@ def sleeper(postgres_case, **settings):
 
 
 def admin(postgres_case):
-    silo = postgres_case.silo
-    return connect(
-        {
-            "FED_TEST_POSTGRES_HOST": silo.host,
-            "FED_TEST_POSTGRES_PORT": str(silo.port),
-            "FED_TEST_POSTGRES_USER": silo.user,
-            "FED_TEST_POSTGRES_PASSWORD": silo.password,
-            "FED_TEST_POSTGRES_DATABASE": silo.database,
-        }
-    )
+    return connect_silo(postgres_case.silo)
 
 
 def running(con, marker: str) -> list[int]:
