@@ -355,6 +355,17 @@ def _run_residual(plan: Plan, tables: Mapping[str, pa.Table], *, memory_limit: s
         for fragment_id, table in tables.items():
             con.register(fragment_id, table)
         return con.sql(plan.residual).to_arrow_table()
+    except duckdb.OutOfMemoryException as err:
+        inputs = sum(t.nbytes for t in tables.values())
+        estimated = sum(f.estimate.bytes for f in plan.fragments)
+        raise ResidualQueryError(
+            "query (embedded engine)",
+            f"out of memory: the residual query needed more than memory_limit={memory_limit} "
+            f"(its inputs hold {inputs:,} bytes; the plan estimated {estimated:,.0f} bytes; "
+            f"{str(err).splitlines()[0]})",
+            "raise memory_limit (query(..., memory_limit='8GB')), or aggregate or filter more "
+            "inside the silos so that less reaches the engine",
+        ) from None
     except duckdb.Error as err:
         text = str(err).splitlines()[0]
         fix = "check the query"
