@@ -252,7 +252,7 @@ class SiloResource(ConfigurableResource):
     egress_usd_per_gb: float = Field(
         default=0.0, description="Price of moving one GB out of the silo's region."
     )
-    timeout_s: float | None = Field(
+    statement_timeout_s: float | None = Field(
         default=None,
         description="Seconds one query (one fragment) may run in this silo before it is "
         "cancelled there; None: the caller's bound (query()'s timeout_s, default "
@@ -341,8 +341,10 @@ class SiloResource(ConfigurableResource):
 
     def time_bound(self) -> float:
         """Seconds the current query in this thread may run: the lower of the silo's
-        ``timeout_s`` and the caller's ``time_bound`` (``DEFAULT_TIMEOUT_S`` when neither)."""
-        bounds = [b for b in (self.timeout_s, getattr(_bound, "seconds", None)) if b is not None]
+        ``statement_timeout_s`` and the caller's ``time_bound`` (``DEFAULT_TIMEOUT_S`` when neither)."""
+        bounds = [
+            b for b in (self.statement_timeout_s, getattr(_bound, "seconds", None)) if b is not None
+        ]
         return min(bounds) if bounds else DEFAULT_TIMEOUT_S
 
     def cancel(self, thread_id: int) -> bool:

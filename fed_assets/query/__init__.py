@@ -56,7 +56,7 @@ def query(
             allowed); ``None`` treats every silo's data as leaving its region.
         objective: ``"latency"`` (default) or ``"money"``.
         timeout_s: seconds one fragment may run in its silo (default
-            ``execute.FRAGMENT_TIMEOUT_S``; a silo's own ``timeout_s`` may lower it). Past it the
+            ``execute.FRAGMENT_TIMEOUT_S``; a silo's ``statement_timeout_s`` may lower it). Past it the
             statement is cancelled in the silo and ``SiloTimeoutError`` names silo, fragment, bound.
         query_timeout_s: seconds the fragments may take together (default
             ``execute.QUERY_TIMEOUT_S``).

@@ -90,7 +90,7 @@ def federated_asset(
         engine_region: where the embedded engine runs (residency checks use it).
         policy: extra residency rules by ``"silo"`` or ``"silo.table"``.
         timeout_s: seconds one fragment may run in its silo before it is cancelled there
-            (default: ``query()``'s); a silo's own ``timeout_s`` may lower it.
+            (default: ``query()``'s); a silo's ``statement_timeout_s`` may lower it.
         query_timeout_s: seconds all fragments of one materialisation may take together.
         asset_kwargs: passed on to ``dagster.asset`` (``kinds``, ``metadata`` and
             ``required_resource_keys`` are merged with the derived ones).

@@ -2,7 +2,7 @@
 
 - Fragments without a semi-join input start at once, in threads; a semi-join target starts when
   all its sources have finished, with their distinct keys as ``IN`` filters.
-- Each fragment has a time bound (``timeout_s``, lowered by a silo's own), and the query one in
+- Each fragment has a time bound (``timeout_s``, lowered by a silo's ``statement_timeout_s``), and the query one in
   all (``query_timeout_s``); a fragment past its bound is cancelled in its silo (the silo's
   ``cancel``: PostgreSQL gets a cancel request) and the error names silo, fragment and bound;
   silos that can also enforce it server-side do (PostgreSQL's ``statement_timeout``). Transient
@@ -66,7 +66,7 @@ def execute(
     """Run ``plan`` against ``silos`` and return the result with what moved where.
 
     Args:
-        timeout_s: seconds one fragment may run (a silo's own ``timeout_s`` may lower it).
+        timeout_s: seconds one fragment may run (a silo's ``statement_timeout_s`` may lower it).
         query_timeout_s: seconds all the fragments together may take.
 
     Raises:
@@ -149,7 +149,7 @@ def _run_fragments(plan, silos, *, timeout_s, query_timeout_s, progress):
 
     def start(fid: str, silo: SiloResource, work: Callable, *args) -> None:
         now = time.monotonic()
-        own = min(timeout_s, silo.timeout_s if silo.timeout_s is not None else timeout_s)
+        own = min(timeout_s, silo.statement_timeout_s or timeout_s)
         if now + own <= query_deadline:
             bound = _Pending(fid, silo.name, now + own, own, _fragment_setting(silo, timeout_s))
         else:
@@ -238,8 +238,8 @@ class _Pending:
 
 
 def _fragment_setting(silo: SiloResource, timeout_s: float) -> str:
-    if silo.timeout_s is not None and silo.timeout_s < timeout_s:
-        return f"the silo's timeout_s={silo.timeout_s:g}"
+    if silo.statement_timeout_s is not None and silo.statement_timeout_s < timeout_s:
+        return f"the silo's statement_timeout_s={silo.statement_timeout_s:g}"
     return f"timeout_s={timeout_s:g} on query() or federated_asset"
 
 

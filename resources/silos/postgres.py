@@ -320,7 +320,9 @@ class PostgresSilo(SiloResource):
                         "the query gave up on this statement before it started",
                         "see the error the query raised first",
                     )
-                if bound != (self.timeout_s or DEFAULT_TIMEOUT_S):  # else the session's own
+                if bound != (
+                    self.statement_timeout_s or DEFAULT_TIMEOUT_S
+                ):  # else the session's own
                     cur.execute(f"SELECT set_config('statement_timeout', '{_ms(bound)}', false)")
                     cur.fetchall()
                 cur.adbc_statement.set_options(
@@ -435,7 +437,8 @@ class PostgresSilo(SiloResource):
                 where,
                 f"PostgreSQL cancelled the statement after the time bound of {bound:g} s "
                 f"({reason})",
-                "raise the bound (timeout_s on the silo, on query() or on federated_asset), or "
+                "raise the bound (the silo's statement_timeout_s, timeout_s on query() or on "
+                "federated_asset), or "
                 "make the query cheaper (filter or aggregate more in the silo)",
             )
         if sqlstate == _SYNTAX_ERROR:
@@ -475,7 +478,7 @@ class PostgresSilo(SiloResource):
             "keepalives_count": str(KEEPALIVES_COUNT),
             "tcp_user_timeout": str(TCP_USER_TIMEOUT_S * 1000),
             "options": "-c default_transaction_read_only=on"
-            f" -c statement_timeout={_ms(self.timeout_s or DEFAULT_TIMEOUT_S)}"
+            f" -c statement_timeout={_ms(self.statement_timeout_s or DEFAULT_TIMEOUT_S)}"
             f" -c client_connection_check_interval={CLIENT_CHECK_INTERVAL_S * 1000}",
         }
         return " ".join(f"{k}={_conninfo_value(v)}" for k, v in settings.items() if v != "")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
@@ -29,6 +30,7 @@ from fed_assets.errors import (
 )
 from fed_assets.silo import (
     BATCH_ROWS,
+    DEFAULT_TIMEOUT_S,
     Capabilities,
     ColumnStats,
     SiloResource,
@@ -279,7 +281,14 @@ class SnowflakeSilo(SiloResource):
         # login for seconds where metadata hosts do not resolve. connection_args may turn it on.
         extra["platform_detection_timeout_seconds"] = PLATFORM_DETECTION_TIMEOUT_S
         extra.update(self.connection_args)
-        session = {"QUERY_TAG": f"fed-assets silo {self.name}"}
+        # The server stops a statement past the silo's bound (the executor also cancels one it
+        # gave up on sooner): a hung warehouse query never outlives the run that started it.
+        session = {
+            "QUERY_TAG": f"fed-assets silo {self.name}",
+            "STATEMENT_TIMEOUT_IN_SECONDS": math.ceil(
+                self.statement_timeout_s or DEFAULT_TIMEOUT_S
+            ),
+        }
         session.update(extra.get("session_parameters") or {})
         extra["session_parameters"] = session
         try:

@@ -50,7 +50,7 @@ def wait_for(check, seconds: float) -> bool:
 
 
 def test_statement_timeout_stops_a_slow_statement_in_the_server(postgres_case):
-    silo = sleeper(postgres_case, timeout_s=1.0)
+    silo = sleeper(postgres_case, statement_timeout_s=1.0)
     started = time.monotonic()
     with pytest.raises(SiloTimeoutError, match=r"silo 'pg'.*time bound of 1 s.*statement timeout"):
         silo.scan(f"SELECT pg_sleep({SLEEP_S}) AS s").read_all()
@@ -127,7 +127,7 @@ def test_query_bound_covers_fragments_that_wait_for_keys(postgres_case):
 
 
 def test_sessions_carry_keepalives_and_a_server_side_bound(postgres_case):
-    silo = postgres_case.silo.model_copy(update={"timeout_s": 7.5})
+    silo = postgres_case.silo.model_copy(update={"statement_timeout_s": 7.5})
     info = silo.conninfo()
     for setting in ("keepalives='1'", "keepalives_idle=", "tcp_user_timeout="):
         assert setting in info
