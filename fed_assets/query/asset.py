@@ -111,8 +111,8 @@ def federated_asset(
         "fed/sql": dg.MetadataValue.md(f"```sql\n{sql.strip()}\n```"),
         "fed/silos": ", ".join(silo_names),
         "fed/engine_region": engine_region or "unset",
-        "fed/time_bounds": f"fragment {timeout_s or FRAGMENT_TIMEOUT_S:g} s, query "
-        f"{query_timeout_s or QUERY_TIMEOUT_S:g} s",
+        "fed/time_bounds": f"fragment {_or(timeout_s, FRAGMENT_TIMEOUT_S):g} s, query "
+        f"{_or(query_timeout_s, QUERY_TIMEOUT_S):g} s",
         "fed/checked_at_load": validated.unchecked or "yes, against the catalog snapshot",
         **(asset_kwargs.pop("metadata", None) or {}),
     }
@@ -388,6 +388,10 @@ def run_metadata(result: QueryResult) -> dict[str, Any]:
         metadata[f"rows moved/{silo}"] = moved["rows"]
         metadata[f"bytes moved/{silo}"] = moved["bytes"]
     return metadata
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
 
 
 def _partition_targets(

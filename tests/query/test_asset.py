@@ -23,6 +23,7 @@ from fed_assets.demo.silos import PII
 from fed_assets.errors import (
     ConfigurationError,
     QuerySyntaxError,
+    SiloTimeoutError,
     UnknownColumnError,
     UnknownSiloError,
     UnknownTableError,
@@ -358,3 +359,31 @@ def test_demo_refuses_pii_before_any_data_moves(demo, scans):
     message = str(info.value)
     assert "eu_core_banking" in message and "'full_name'" in message and "rule pii" in message
     assert scans == []
+
+
+def test_residency_audit_lists_every_route_keys_included(online, shop, tmp_path):
+    _, colocated = shop
+    sql = (
+        "SELECT c.segment, o.total FROM crm.customers AS c JOIN lake.orders AS o "
+        "ON o.customer_id = c.id WHERE c.country = 'NG'"
+    )
+    asset = federated_asset("nigeria", sql, catalog=online, engine_region="eu")
+    result = materialize(asset, online, tmp_path)
+    assert_same(result.output_for_node("nigeria"), colocated.sql(sql).to_arrow_table(), sql)
+    meta = metadata_of(result)
+    audit = meta["residency audit"]
+    keys = re.search(
+        r"\| keys \| __f\d → __f\d \| crm \| eu \| us \| ([\d,]+) \| ([\d,]+) \|", audit
+    )
+    assert keys, audit
+    expected = colocated.sql("SELECT count(*) FROM crm.customers WHERE country = 'NG'")
+    assert int(keys.group(1).replace(",", "")) == expected.fetchall()[0][0]
+    assert "| rows | __f" in audit and "| crm | eu | eu |" in audit
+    assert meta["bytes moved"] == sum(meta[f"bytes moved/{s}"] for s in ("crm", "lake"))
+
+
+def test_time_bound_of_a_federated_asset_holds(online, tmp_path):
+    asset = federated_asset("t", SEGMENT_TOTALS, catalog=online, timeout_s=0.0)
+    assert "fragment 0 s" in asset.specs_by_key[dg.AssetKey("t")].metadata["fed/time_bounds"]
+    with pytest.raises(SiloTimeoutError, match=r"fragment __f\d: no result within its time bound"):
+        materialize(asset, online, tmp_path)
