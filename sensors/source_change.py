@@ -19,11 +19,11 @@ from dataclasses import dataclass
 import dagster as dg
 from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
+from fed_assets.asset_graph import MODELS, model_sources, run_selection
 from fed_assets.catalog import SILO_META, TABLE_META, Catalog
 from fed_assets.errors import FedAssetsError, SiloUnreachableError, UnknownTableError
 from fed_assets.silo import SiloResource, TableVersion
 from sensors.counters import change_counts
-from sensors.graph import MODELS, model_sources, run_selection
 from sensors.watch import Cursor, Reading, Retrain, Rules, Unreadable, advance, describe
 
 # Ticks at most this often by default: a metadata read per table is cheap, but a minute is as
