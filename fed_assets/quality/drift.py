@@ -6,7 +6,8 @@ dataset now, reads the profile that each downstream model's latest materialisati
 (from the Dagster instance), and compares them with ``fed_assets.profile.drift``. It passes —
 retrain — when any model's data moved by at least the threshold (or a model was never trained),
 and fails — skip — when none did: the training step of that run does not start, and the check
-says which it decided and why.
+says which it decided and why. Only the models in the check's own run are compared: a run that
+refreshes the dataset alone (the daily schedule) has no retrain to gate, and the check passes.
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ def drift_check(
         table = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data)
         graph = context.op_execution_context.job_def.asset_layer.asset_graph
         found = models.resolve(graph, allow_missing=True) & downstream(graph, [key])
+        in_run = context.op_execution_context.run.asset_selection
+        if in_run is not None:  # a refresh of the dataset alone has no retrain to gate
+            found &= set(in_run)
         decision = decide(
             profile(table),
             {m.to_user_string(): trained_profile(context.instance, m) for m in sorted(found)},
@@ -113,7 +117,7 @@ def decide(
     if not by_model:
         return {
             "retrain": True,
-            "reason": "no model downstream to compare with: nothing to skip",
+            "reason": "no model downstream of the dataset in this run: no retrain to gate",
             "by model": {},
         }
     retrain = any(m["retrain"] for m in by_model.values())
