@@ -47,8 +47,14 @@ def run(defs, asset, **kwargs):
 
 
 def loaded_sql(result) -> str:
-    (event,) = [e for e in result.all_events if e.event_type_value == "LOADED_INPUT"]
-    return event.event_specific_data.metadata["sql pushed to silo"].value
+    """The SQL the asset's one input sent to the silo, as its materialisation shows it."""
+    (materialization,) = [
+        e.event_specific_data.materialization
+        for e in result.all_events
+        if e.event_type_value == "ASSET_MATERIALIZATION"
+    ]
+    (sql,) = [v.value for k, v in materialization.metadata.items() if k.startswith("sql read/")]
+    return sql
 
 
 def test_pandas_annotation_gets_a_dataframe_with_only_the_columns_asked(silo, tmp_path):

@@ -61,7 +61,8 @@ def check_export(cut: Cut, context: PlanContext, region: str | None) -> str:
                 where,
                 f"rule allowed_regions={list(policy.allowed_regions)}: the plan moves its data to "
                 f"{destination}",
-                f"run the query in one of {list(policy.allowed_regions)}",
+                f"run the query in one of {list(policy.allowed_regions)} "
+                f"(engine_region='{policy.allowed_regions[0]}')",
             )
         for col in exported:
             if col.table == key and col.column in policy.pii_columns and not col.aggregated:
