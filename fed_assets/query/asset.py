@@ -331,15 +331,11 @@ def partition_filtered(sql: str, conditions: Mapping[str, exp.Expression]) -> st
 def run_metadata(result: QueryResult) -> dict[str, Any]:
     """Dagster metadata for one federated run: plan, fragments, movement, residency, timings."""
     by_silo: dict[str, dict[str, int]] = {}
-    for f in result.fragments:
-        moved = by_silo.setdefault(f.silo, {"fragments": 0, "rows": 0, "bytes": 0})
-        moved["fragments"] += 1
-        moved["rows"] += f.rows
-        moved["bytes"] += f.bytes
-    audit: dict[tuple[str, str, str, str], int] = {}
-    for f in result.fragments:
-        route = (f.silo, f.source_region, f.destination_region, f.rule)
-        audit[route] = audit.get(route, 0) + f.bytes
+    for r in result.routes:  # every route out of a silo, semi-join keys included
+        moved = by_silo.setdefault(r.silo, {"fragments": 0, "rows": 0, "bytes": 0})
+        moved["fragments"] += r.kind != "keys"
+        moved["rows"] += r.rows or 0
+        moved["bytes"] += r.bytes or 0
     metadata: dict[str, Any] = {
         "plan": dg.MetadataValue.md(f"```\n{result.explain()}\n```"),
         "fragments": dg.MetadataValue.md(fragments_markdown(result)),
@@ -367,11 +363,13 @@ def run_metadata(result: QueryResult) -> dict[str, Any]:
         "residency audit": dg.MetadataValue.md(
             "\n".join(
                 [
-                    "| source silo | source region | destination region | bytes | allowed by |",
-                    "|---|---|---|---:|---|",
+                    "| kind | via | source silo | source region | destination region | rows | "
+                    "bytes | allowed by |",
+                    "|---|---|---|---|---|---:|---:|---|",
                     *(
-                        f"| {s} | {src} | {dst} | {n:,} | {rule} |"
-                        for (s, src, dst, rule), n in sorted(audit.items())
+                        f"| {r.kind} | {r.via} | {r.silo} | {r.source_region} | "
+                        f"{r.destination_region} | {r.rows or 0:,} | {r.bytes or 0:,} | {r.rule} |"
+                        for r in result.routes
                     ),
                 ]
             )

@@ -23,6 +23,7 @@ from fed_assets.errors import FedAssetsError, SiloQueryError, SiloUnreachableErr
 from fed_assets.keyed import keyed_sql, keys_tables
 from fed_assets.query.model import FragmentPlan, FragmentRun, Plan, QueryResult, SemiJoin
 from fed_assets.query.rules.choose_semi_joins import SEMIJOIN_MAX_KEYS
+from fed_assets.residency import Route
 from fed_assets.silo import SiloResource
 
 # Seconds one fragment may run before the query gives up on it.
@@ -54,7 +55,7 @@ def execute(
 ) -> QueryResult:
     """Run ``plan`` against ``silos`` and return the result with what moved where."""
     started = time.perf_counter()
-    tables, runs = _run_fragments(plan, silos, timeout_s=timeout_s, progress=progress)
+    tables, runs, key_routes = _run_fragments(plan, silos, timeout_s=timeout_s, progress=progress)
     fetched = time.perf_counter()
     if plan.shipped_to is not None:
         table = tables[SHIPPED_ID]  # the host silo ran the residual query itself
@@ -72,7 +73,39 @@ def execute(
             "fragments": fetched - started,
             "residual": done - fetched,
         },
+        routes=tuple(_fragment_routes(plan, runs)) + tuple(key_routes),
     )
+
+
+def _fragment_routes(plan: Plan, runs: Mapping[str, FragmentRun]) -> list[Route]:
+    """A route per fragment result (and a shipped plan's result), with what actually moved."""
+    routes = []
+    for fragment in plan.fragments:
+        run = runs.get(fragment.id)
+        if run is None:  # a hosted fragment: it ran inside the shipped plan, nothing moved
+            continue
+        route = Route(
+            fragment.kind,
+            fragment.silo,
+            fragment.tables,
+            run.source_region,
+            run.destination_region,
+            run.rule,
+        )
+        routes.append(route.moved(run.rows, run.bytes, via=fragment.id))
+    shipped = runs.get(SHIPPED_ID)
+    if shipped is not None:
+        tables = tuple(t for f in plan.fragments if f.silo == plan.shipped_to for t in f.tables)
+        route = Route(
+            "rows",
+            shipped.silo,
+            tables,
+            shipped.source_region,
+            shipped.destination_region,
+            shipped.rule,
+        )
+        routes.append(route.moved(shipped.rows, shipped.bytes, via=SHIPPED_ID))
+    return routes
 
 
 def _run_fragments(plan, silos, *, timeout_s, progress):
@@ -82,6 +115,13 @@ def _run_fragments(plan, silos, *, timeout_s, progress):
     hosted = [f for f in plan.fragments if f.silo == plan.shipped_to]
     tables: dict[str, pa.Table] = {}
     runs: dict[str, FragmentRun] = {}
+    key_routes: list[Route] = []
+
+    def keys_for(fragment_id: str) -> dict[str, pa.Array]:
+        keys = _semi_join_keys(by_target.get(fragment_id, []), tables)
+        key_routes.extend(_key_routes(plan, by_target.get(fragment_id, []), keys))
+        return keys
+
     pool = cf.ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, max(1, len(plan.fragments))))
     pending: dict[cf.Future, tuple[str, str, float]] = {}  # future → (id, silo, started)
 
@@ -94,7 +134,7 @@ def _run_fragments(plan, silos, *, timeout_s, progress):
     def ship_when_ready() -> None:
         """Once every other fragment is in, the host silo runs the rest of the query."""
         if hosted and not pending and not waiting and SHIPPED_ID not in tables:
-            keys = {f.id: _semi_join_keys(by_target.get(f.id, []), tables) for f in hosted}
+            keys = {f.id: keys_for(f.id) for f in hosted}
             silo = silos[plan.shipped_to]
             future = pool.submit(_run_shipped, plan, hosted, silo, dict(tables), keys)
             pending[future] = (SHIPPED_ID, silo.name, time.monotonic())
@@ -127,13 +167,28 @@ def _run_fragments(plan, silos, *, timeout_s, progress):
             for target in sorted(waiting):
                 if all(sj.source in tables for sj in by_target[target]):
                     waiting.discard(target)
-                    submit(plan.fragment(target), _semi_join_keys(by_target[target], tables))
+                    submit(plan.fragment(target), keys_for(target))
             ship_when_ready()
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
-    return tables, runs
+    return tables, runs, key_routes
+
+
+def _key_routes(plan: Plan, joins: list[SemiJoin], keys: Mapping[str, pa.Array]) -> list[Route]:
+    """A route per key list sent: from the source fragment's silo into the target's region."""
+    routes = []
+    for sj in joins:
+        values = keys.get(sj.target_column)
+        if values is None:
+            continue  # too many keys: not sent, the join above applies them
+        source, target = plan.fragment(sj.source), plan.fragment(sj.target)
+        route = Route(
+            "keys", source.silo, source.tables, source.source_region, target.source_region, sj.rule
+        )
+        routes.append(route.moved(len(values), values.nbytes, via=f"{sj.source} → {sj.target}"))
+    return routes
 
 
 def _semi_join_keys(joins: list[SemiJoin], tables: Mapping[str, pa.Table]) -> dict[str, pa.Array]:

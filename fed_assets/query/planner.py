@@ -114,6 +114,7 @@ def plan(
             estimate=estimate_fragment(cut, context, reduced=fragment_id),
             rule=cut.rule,
             source_region=context.silos[cut.silo].region,
+            kind=cut.kind,
         )
         for fragment_id, cut in context.cuts.items()
     )
