@@ -220,3 +220,32 @@ def test_allowed_regions_hold_for_keys(bank):
     assert check_movement(limited, "t", ["k"], kind="keys", destination_region="ch").rule
     with pytest.raises(PolicyViolation, match="allowed_regions"):
         check_movement(limited, "t", ["k"], kind="keys", destination_region="us")
+
+
+@pytest.mark.parametrize(
+    "aggregate",
+    [
+        "sum(CASE WHEN id = 7 THEN ascii(substr(email, 1, 1)) END)",
+        "avg(ascii(substr(email, 1, 1)) * CAST(id = 7 AS INTEGER))",
+        "count(CASE WHEN email LIKE 'c7@%' THEN 1 END)",
+        "sum(nullif(length(email), 11))",
+    ],
+)
+def test_an_aggregate_whose_argument_picks_rows_is_raw(shop, scans, aggregate):
+    """A condition inside the aggregate selects one row whatever the group's size."""
+    silos, _ = shop
+    with pytest.raises(PolicyViolation, match="'email'"):
+        query(f"SELECT segment, {aggregate} AS v FROM crm.customers GROUP BY segment", silos)
+    assert scans == []
+
+
+def test_a_count_filtered_on_pii_leaves_only_for_groups_of_two(shop):
+    """``WHERE email = ...`` with a count would tell whether one person is a customer."""
+    silos, colocated = shop
+    one = "SELECT count(*) AS n FROM crm.customers WHERE email = 'c7@example.eu'"
+    result = query(one, silos)
+    assert result.table.num_rows == 0 and "HAVING COUNT(*) >= 2" in result.fragments[0].sql
+    many = (
+        "SELECT segment, count(*) AS n FROM crm.customers WHERE email LIKE 'c1%' GROUP BY segment"
+    )
+    assert_same(query(many, silos).table, colocated.sql(many).to_arrow_table(), many)
