@@ -363,6 +363,17 @@ class SiloResource(ConfigurableResource):
         self._running[thread_id] = cancel
         return lambda: self._running.pop(thread_id, None)
 
+    def _interruptible(self, con: Any) -> Callable[[], None]:
+        """Make ``con`` (a DuckDB or SQLite connection, whose ``interrupt()`` works from any
+        thread) what ``cancel`` stops; returns the close for the scan's stream."""
+        unregister = self._cancellable(con.interrupt)
+
+        def close() -> None:
+            unregister()
+            con.close()
+
+        return close
+
     def check_query(self, sql: str) -> exp.Expression:
         """Parse ``sql`` and refuse anything that is not exactly one read-only query calling only
         allowed functions (``fed_assets.filters.check_functions``)."""

@@ -80,7 +80,8 @@ def execute(
     if plan.shipped_to is not None:
         table = tables[SHIPPED_ID]  # the host silo ran the residual query itself
     else:
-        table = _run_residual(plan, tables, memory_limit=memory_limit)
+        left = query_timeout_s - (time.perf_counter() - started)
+        table = _run_residual(plan, tables, memory_limit=memory_limit, seconds=left)
     done = time.perf_counter()
     return QueryResult(
         table=table,
@@ -349,12 +350,27 @@ def _with_retries(silo: SiloResource, read: Callable[[], pa.Table]) -> tuple[pa.
             raise silo.wrap_error(err) from err
 
 
-def _run_residual(plan: Plan, tables: Mapping[str, pa.Table], *, memory_limit: str) -> pa.Table:
+def _run_residual(
+    plan: Plan, tables: Mapping[str, pa.Table], *, memory_limit: str, seconds: float
+) -> pa.Table:
+    """The residual query over the fragments' results; interrupted after ``seconds`` (what is
+    left of the query's bound)."""
     con = fed_engine.cursor("residual", memory_limit=memory_limit)
+    timer = threading.Timer(max(seconds, 0.0), con.interrupt)
+    timer.daemon = True
     try:
         for fragment_id, table in tables.items():
             con.register(fragment_id, table)
+        timer.start()
         return con.sql(plan.residual).to_arrow_table()
+    except duckdb.InterruptException:
+        raise SiloTimeoutError(
+            "query (embedded engine)",
+            f"the residual query was stopped at the end of the query's time bound "
+            f"({seconds:.3g} s were left of query_timeout_s)",
+            "raise query_timeout_s on query() or federated_asset, or aggregate or filter more "
+            "inside the silos so that less is left to the engine",
+        ) from None
     except duckdb.OutOfMemoryException as err:
         inputs = sum(t.nbytes for t in tables.values())
         estimated = sum(f.estimate.bytes for f in plan.fragments)
@@ -373,4 +389,5 @@ def _run_residual(plan: Plan, tables: Mapping[str, pa.Table], *, memory_limit: s
             fix = "the join keys come from different silos with different types: CAST one side"
         raise ResidualQueryError("query (embedded engine)", text, fix) from None
     finally:
+        timer.cancel()
         con.close()

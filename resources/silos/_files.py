@@ -455,6 +455,7 @@ class FileSilo(ArrowInputs, SiloResource):
             ("file-silo", self.name, self.location.scheme, self.location.base),
             setup=self._lock_down,
         )
+        close = self._interruptible(con)
         table_of_error: list[str] = []
         try:
             for name, table in (inputs or {}).items():
@@ -470,13 +471,13 @@ class FileSilo(ArrowInputs, SiloResource):
             table_of_error[:] = []
             reader = con.sql(sql).to_arrow_reader(BATCH_ROWS)
         except Exception as err:
-            con.close()
+            close()
             raise self._scan_error(err, table_of_error or list(names.values())) from None
         return stream(
             reader.schema,
             iter(reader),
             on_error=lambda err: self._scan_error(err, list(names.values())),
-            close=con.close,
+            close=close,
         )
 
     def _lock_down(self, engine: duckdb.DuckDBPyConnection) -> None:
