@@ -155,7 +155,7 @@ def _run_fragments(plan, silos, *, timeout_s, query_timeout_s, progress):
             bound = _Pending(fid, silo.name, now + own, own, _fragment_setting(silo, timeout_s))
         else:
             bound = _Pending(fid, silo.name, query_deadline, query_timeout_s, "query_timeout_s")
-        seconds = max(bound.deadline - now, 0.001)
+        seconds = own if bound.seconds == own else max(bound.deadline - now, 0.001)
         pending[pool.submit(_bounded, work, fid, threads, seconds, *args)] = bound
 
     def submit(fragment: FragmentPlan, keys: dict[str, pa.Array] | None = None) -> None:
