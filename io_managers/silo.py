@@ -31,6 +31,7 @@ from fed_assets.catalog import SILO_META, TABLE_META, read_observation, record_r
 from fed_assets.errors import ConfigurationError, ReadOnlyViolation, UnknownSiloError
 from fed_assets.partitions import files_in_partition, step_partition_condition
 from fed_assets.silo import SiloResource
+from io_managers._frames import wants_pandas
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -82,7 +83,7 @@ class SiloIOManager(dg.IOManager):
             )
             record_read(step, read_observation(context.asset_key, version, read.source_metadata()))
             _add_to_outputs(step, read)
-        if _wants_pandas(context):
+        if wants_pandas(context):
             return result.to_pandas()
         return result
 
@@ -194,11 +195,3 @@ def _step_of(context: dg.InputContext):
         return context.step_context
     except dg.DagsterInvariantViolationError:
         return None
-
-
-def _wants_pandas(context: dg.InputContext) -> bool:
-    """Whether the input is annotated ``pandas.DataFrame`` (pandas is imported only then)."""
-    typing_type = context.dagster_type.typing_type
-    return getattr(typing_type, "__module__", "").startswith("pandas") and (
-        getattr(typing_type, "__name__", "") == "DataFrame"
-    )

@@ -6,11 +6,8 @@ import contextlib
 import hashlib
 import re
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-import adbc_driver_manager
-import adbc_driver_postgresql
-import adbc_driver_postgresql.dbapi as adbc_pg
 import pyarrow as pa
 import pyarrow.compute as pc
 from dagster import InitResourceContext
@@ -39,6 +36,9 @@ from fed_assets.silo import (
 )
 from resources.silos._pool import ConnectionPool
 from resources.silos._postgres_types import arrow_schema, min_max, ndv
+
+if TYPE_CHECKING:
+    import adbc_driver_manager
 
 T = TypeVar("T")
 
@@ -284,6 +284,8 @@ class PostgresSilo(SiloResource):
         )
 
     def _scan(self, sql: str) -> pa.RecordBatchReader:
+        import adbc_driver_postgresql
+
         def start(conn: Any) -> tuple[Any, pa.RecordBatchReader, pa.Schema]:
             cur = conn.cursor()
             try:
@@ -424,6 +426,10 @@ class PostgresSilo(SiloResource):
         return " ".join(f"{k}={_conninfo_value(v)}" for k, v in settings.items() if v != "")
 
     def _connect(self) -> Any:
+        # The driver, imported by the steps that read PostgreSQL (not by every code load).
+        import adbc_driver_manager
+        import adbc_driver_postgresql.dbapi as adbc_pg
+
         try:
             return adbc_pg.connect(self.conninfo(), autocommit=True)
         except adbc_driver_manager.Error as err:
@@ -439,6 +445,8 @@ class PostgresSilo(SiloResource):
         the server, ``work`` runs once more on a new connection (queries only read, so running
         one again is safe), and the other idle connections, likely dead too, are closed.
         """
+        import adbc_driver_manager
+
         key = self._pool_key()
         conn = self._pool.take(key)
         reused = conn is not None
