@@ -99,6 +99,10 @@ _LAZY = {
     "ParquetResultsIOManager": "io_managers.results:ParquetResultsIOManager",
     "SiloIOManager": "io_managers.silo:SiloIOManager",
     "silo_io_manager": "io_managers.silo:silo_io_manager",
+    # training pulls in torch and transformers
+    "fine_tune": "fed_assets.train.fine_tune:fine_tune",
+    "FineTunedModel": "fed_assets.train.model:FineTunedModel",
+    "TrainingConfig": "fed_assets.train.config:TrainingConfig",
 }
 
 
@@ -149,11 +153,14 @@ __all__ = [
     "BigQuerySilo",
     "DeltaSilo",
     "DuckDBSilo",
+    "FineTunedModel",
     "ParquetResultsIOManager",
     "ParquetSilo",
     "PostgresSilo",
     "SQLiteSilo",
     "SiloIOManager",
     "SnowflakeSilo",
+    "TrainingConfig",
+    "fine_tune",
     "silo_io_manager",
 ]

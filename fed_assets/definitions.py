@@ -47,6 +47,7 @@ def build_definitions(
     *,
     results_base_path: str,
     assets: Sequence[dg.AssetsDefinition] = (),
+    asset_checks: Sequence[dg.AssetChecksDefinition] = (),
     jobs: Sequence[dg.JobDefinition] = (),
     schedules: Sequence[dg.ScheduleDefinition] = (),
     sensors: Sequence[dg.SensorDefinition] = (),
@@ -57,6 +58,7 @@ def build_definitions(
     (``silo_io_manager__<silo>``, requiring only that silo) and the default ``io_manager``
     (Parquet results store under ``results_base_path``). A table an asset reads from a silo
     that is down (and was never snapshotted) gets a placeholder source, so the rest loads.
+    ``asset_checks`` guard the assets (e.g. ``fed_assets.quality`` gates).
     """
     sources = catalog.source_assets()
     defined = {k for a in [*sources, *assets] for k in a.keys}
@@ -69,6 +71,7 @@ def build_definitions(
     )
     return dg.Definitions(
         assets=[*sources, *placeholders, *assets],
+        asset_checks=list(asset_checks),
         jobs=[refresh_catalog_job(catalog), observe, *jobs],
         schedules=list(schedules),
         sensors=list(sensors),

@@ -23,12 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 import pyarrow as pa
-import sqlglot
-from sqlglot import exp
 
 from fed_assets import metadata as md
 from fed_assets.catalog import SILO_META, TABLE_META, read_observation, record_read
 from fed_assets.errors import ConfigurationError, ReadOnlyViolation, UnknownSiloError
+from fed_assets.filters import combine, parse_condition
 from fed_assets.partitions import files_in_partition, step_partition_condition
 from fed_assets.silo import SiloResource
 from io_managers._frames import wants_pandas
@@ -54,14 +53,22 @@ class SiloIOManager(dg.IOManager):
     def load_input(self, context: dg.InputContext) -> pa.Table | pd.DataFrame:
         silo, table = self._locate(context)
         wanted = context.definition_metadata or {}
-        conditions = [_parse_where(silo, table, wanted["where"])] if wanted.get("where") else []
+        # Each condition is parsed and checked on its own, then ANDed as trees: a filter's text
+        # can never reach into the partition predicate (fed_assets.filters).
+        names = silo.cached_schema(silo.require_table(table)).names
+        where_of = (
+            f"asset {context.asset_key.to_user_string()}, silo '{silo.name}', table '{table}'"
+        )
+        conditions = []
+        if wanted.get("where") is not None:
+            conditions.append(parse_condition(wanted["where"], columns=names, where=where_of))
         step = _step_of(context)
         partition = None
         if wanted.get("partition_column") and step is not None:
             partition = step_partition_condition(step, wanted["partition_column"])
             if partition is not None:
-                conditions.append(partition)
-        where = exp.and_(*conditions).sql("duckdb") if conditions else None
+                conditions.append(parse_condition(partition, columns=names, where=where_of))
+        where = combine(*conditions)
         started = time.perf_counter()
         # The version is read before the rows: a change during the read shows at the next look.
         version = silo.version(table)
@@ -177,16 +184,6 @@ def _add_to_outputs(step, read: TableRead) -> None:
             },
             asset_key=key,
         )
-
-
-def _parse_where(silo: SiloResource, table: str, text: str) -> exp.Expression:
-    """An input's ``where`` as a tree (a filter that does not parse is refused by the silo's
-    ``read_sql``, naming the silo and table)."""
-    try:
-        return exp.paren(sqlglot.parse_one(text, read="duckdb"))
-    except sqlglot.errors.ParseError:
-        silo.read_sql(table, where=text)
-        raise
 
 
 def _step_of(context: dg.InputContext):

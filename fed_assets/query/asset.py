@@ -38,6 +38,7 @@ from fed_assets.errors import (
 )
 from fed_assets.partitions import asset_partition_condition, files_in_partition
 from fed_assets.query import _with_policy, query
+from fed_assets.query.execute import FRAGMENT_TIMEOUT_S, QUERY_TIMEOUT_S
 from fed_assets.query.model import Plan, QueryResult
 from fed_assets.query.planner import parse_query, plan
 from fed_assets.query.report import fragment_rows, plan_markdown
@@ -79,6 +80,8 @@ def federated_asset(
     partition_columns: Mapping[str, str] | None = None,
     engine_region: str | None = None,
     policy: Mapping[str, SiloPolicy | TablePolicy] | None = None,
+    timeout_s: float | None = None,
+    query_timeout_s: float | None = None,
     description: str | None = None,
     **asset_kwargs: Any,
 ) -> dg.AssetsDefinition:
@@ -95,6 +98,9 @@ def federated_asset(
             time windows, the key for static partitions); the condition is pushed into the silo.
         engine_region: where the embedded engine runs (residency checks use it).
         policy: extra residency rules by ``"silo"`` or ``"silo.table"``.
+        timeout_s: seconds one fragment may run in its silo before it is cancelled there
+            (default: ``query()``'s); a silo's own ``timeout_s`` may lower it.
+        query_timeout_s: seconds all fragments of one materialisation may take together.
         asset_kwargs: passed on to ``dagster.asset`` (``kinds``, ``metadata`` and
             ``required_resource_keys`` are merged with the derived ones).
 
@@ -114,6 +120,8 @@ def federated_asset(
         "fed/sql": dg.MetadataValue.md(f"```sql\n{sql.strip()}\n```"),
         "fed/silos": ", ".join(silo_names),
         "fed/engine_region": engine_region or "unset",
+        "fed/time_bounds": f"fragment {timeout_s or FRAGMENT_TIMEOUT_S:g} s, query "
+        f"{query_timeout_s or QUERY_TIMEOUT_S:g} s",
         "fed/checked_at_load": validated.unchecked or "yes, against the catalog snapshot",
         **(asset_kwargs.pop("metadata", None) or {}),
     }
@@ -145,7 +153,14 @@ def federated_asset(
         record_versions(context, silos, validated.tables)
         filters = {t: asset_partition_condition(context, c) for t, c in targets.items()}
         run_sql = partition_filtered(sql, {k: v for k, v in filters.items() if v is not None})
-        result = query(run_sql, silos, policy=run_policy, engine_region=engine_region)
+        result = query(
+            run_sql,
+            silos,
+            policy=run_policy,
+            engine_region=engine_region,
+            timeout_s=timeout_s,
+            query_timeout_s=query_timeout_s,
+        )
         context.log.info(
             f"{result.table.num_rows:,} rows from {len(result.fragments)} fragment(s); "
             f"moved {result.bytes_moved:,} bytes"

@@ -7,6 +7,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 import pytest
+import sqlglot
 
 from fed_assets.catalog import Catalog
 from fed_assets.definitions import build_definitions
@@ -53,8 +54,10 @@ def loaded_sql(result) -> str:
         for e in result.all_events
         if e.event_type_value == "ASSET_MATERIALIZATION"
     ]
-    (sql,) = [v.value for k, v in materialization.metadata.items() if k.startswith("sql read/")]
-    return sql
+    (shown,) = [v.value for k, v in materialization.metadata.items() if k.startswith("sql read/")]
+    # The metadata shows the SQL pretty-printed in a Markdown block: compare it on one line.
+    sql = shown.split("```sql", 1)[1].rsplit("```", 1)[0]
+    return sqlglot.parse_one(sql, read="duckdb").sql("duckdb")
 
 
 def test_pandas_annotation_gets_a_dataframe_with_only_the_columns_asked(silo, tmp_path):
