@@ -6,11 +6,8 @@ import contextlib
 import hashlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-import adbc_driver_manager
-import adbc_driver_postgresql
-import adbc_driver_postgresql.dbapi as adbc_pg
 import pyarrow as pa
 import pyarrow.compute as pc
 from dagster import InitResourceContext
@@ -35,6 +32,9 @@ from fed_assets.silo import (
 from resources.silos._pool import ConnectionPool
 from resources.silos._postgres_errors import classify, connection_lost
 from resources.silos._postgres_types import arrow_schema, min_max, ndv
+
+if TYPE_CHECKING:
+    import adbc_driver_manager
 
 T = TypeVar("T")
 
@@ -246,6 +246,8 @@ class PostgresSilo(SiloResource):
         )
 
     def _scan(self, sql: str) -> pa.RecordBatchReader:
+        import adbc_driver_postgresql
+
         bound = self.time_bound()
         running: list[Any] = []  # the cursor, once there is one: what ``cancel`` interrupts
         cancelled = threading.Event()  # a cancel that came before the statement started
@@ -349,6 +351,10 @@ class PostgresSilo(SiloResource):
         return " ".join(f"{k}={_conninfo_value(v)}" for k, v in settings.items() if v != "")
 
     def _connect(self) -> Any:
+        # The driver, imported by the steps that read PostgreSQL (not by every code load).
+        import adbc_driver_manager
+        import adbc_driver_postgresql.dbapi as adbc_pg
+
         try:
             return adbc_pg.connect(self.conninfo(), autocommit=True)
         except adbc_driver_manager.Error as err:
@@ -364,6 +370,8 @@ class PostgresSilo(SiloResource):
         the server, ``work`` runs once more on a new connection (queries only read, so running
         one again is safe), and the other idle connections, likely dead too, are closed.
         """
+        import adbc_driver_manager
+
         key = self._pool_key()
         conn = self._pool.take(key)
         reused = conn is not None

@@ -8,14 +8,12 @@ import math
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from dagster import EnvVar
-from dagster_snowflake import SnowflakeResource
 from pydantic import Field
-from snowflake.connector import errors as sf_errors
 from sqlglot import exp
 
 from fed_assets.errors import (
@@ -40,6 +38,9 @@ from fed_assets.silo import (
     stream,
 )
 from resources.silos._snowflake_types import arrow_type, result_schema
+
+if TYPE_CHECKING:
+    from dagster_snowflake import SnowflakeResource
 
 # 0 skips the connector's probe of cloud metadata endpoints at login (see snowflake_resource).
 PLATFORM_DETECTION_TIMEOUT_S = 0.0
@@ -89,15 +90,23 @@ _AUTH_ERRNOS = frozenset(
         251008,  # private key invalid
     }
 )
+
+
 # HTTP answers that mean the service, not the query, is unavailable.
-_UNREACHABLE_CLASSES = (
-    sf_errors.ServiceUnavailableError,
-    sf_errors.GatewayTimeoutError,
-    sf_errors.BadGatewayError,
-    sf_errors.RequestTimeoutError,
-    ConnectionError,
-    TimeoutError,
-)
+def _unreachable_classes() -> tuple[type[BaseException], ...]:
+    # The connector, imported by the steps that read Snowflake (not by every code load).
+    from snowflake.connector import errors as sf_errors
+
+    return (
+        sf_errors.ServiceUnavailableError,
+        sf_errors.GatewayTimeoutError,
+        sf_errors.BadGatewayError,
+        sf_errors.RequestTimeoutError,
+        ConnectionError,
+        TimeoutError,
+    )
+
+
 _ROLE_ERRNO = 390189  # role in the connect string is not granted to the user
 _NO_WAREHOUSE_ERRNO = 606  # no active warehouse selected in the current session
 _NO_DATABASE_ERRNOS = frozenset({90105, 90106})  # session has no current database / schema
@@ -268,6 +277,8 @@ class SnowflakeSilo(SiloResource):
     @property
     def snowflake_resource(self) -> SnowflakeResource:
         """The dagster-snowflake resource this silo connects through (built from its fields)."""
+        from dagster_snowflake import SnowflakeResource  # imported by the steps that read it
+
         extra: dict[str, Any] = {
             key: value
             for key, value in (
@@ -436,7 +447,7 @@ class SnowflakeSilo(SiloResource):
                 f"Snowflake at {address} refused to log in user '{self.user}': {text}",
                 "check the silo's user and password (or private key), set through dagster.EnvVar",
             )
-        if errno in _UNREACHABLE_ERRNOS or isinstance(err, _UNREACHABLE_CLASSES):
+        if errno in _UNREACHABLE_ERRNOS or isinstance(err, _unreachable_classes()):
             return SiloUnreachableError(
                 where,
                 f"cannot reach Snowflake at {address}: {text}",
