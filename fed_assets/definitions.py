@@ -47,6 +47,7 @@ def build_definitions(
     *,
     results_base_path: str,
     assets: Sequence[dg.AssetsDefinition] = (),
+    asset_checks: Sequence[dg.AssetChecksDefinition] = (),
     jobs: Sequence[dg.JobDefinition] = (),
     schedules: Sequence[dg.ScheduleDefinition] = (),
     sensors: Sequence[dg.SensorDefinition] = (),
@@ -54,7 +55,8 @@ def build_definitions(
     """Definitions with one source asset per silo table plus ``assets`` that build on them.
 
     Resources: each silo under its own name, ``silo_io_manager`` (read in place) and the default
-    ``io_manager`` (Parquet results store under ``results_base_path``).
+    ``io_manager`` (Parquet results store under ``results_base_path``). ``asset_checks`` guard
+    the assets (e.g. ``fed_assets.quality`` gates).
     """
     sources = catalog.source_assets()
     observe = dg.define_asset_job(
@@ -64,6 +66,7 @@ def build_definitions(
     )
     return dg.Definitions(
         assets=[*sources, *assets],
+        asset_checks=list(asset_checks),
         jobs=[refresh_catalog_job(catalog), observe, *jobs],
         schedules=list(schedules),
         sensors=list(sensors),

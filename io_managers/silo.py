@@ -26,6 +26,7 @@ from sqlglot import exp
 
 from fed_assets.catalog import SILO_META, TABLE_META
 from fed_assets.errors import ConfigurationError, ReadOnlyViolation, UnknownSiloError
+from fed_assets.filters import combine, parse_condition
 from fed_assets.silo import SiloResource
 
 
@@ -47,13 +48,21 @@ class SiloIOManager(dg.IOManager):
         silo, table = self._locate(context)
         wanted = context.definition_metadata or {}
         columns = wanted.get("columns")
-        conditions = [f"({wanted['where']})"] if wanted.get("where") else []
+        # Each condition is parsed and checked on its own, then ANDed as trees: a filter's text
+        # can never reach into the partition predicate (fed_assets.filters).
+        names = silo.cached_schema(silo.require_table(table)).names
+        where_of = (
+            f"asset {context.asset_key.to_user_string()}, silo '{silo.name}', table '{table}'"
+        )
+        conditions = []
+        if wanted.get("where") is not None:
+            conditions.append(parse_condition(wanted["where"], columns=names, where=where_of))
         partition_column = wanted.get("partition_column")
         if partition_column:
             predicate = partition_predicate(context.step_context, partition_column)
-            if predicate:
-                conditions.append(predicate)
-        where = " AND ".join(conditions) or None
+            if predicate is not None:
+                conditions.append(parse_condition(predicate, columns=names, where=where_of))
+        where = combine(*conditions)
         started = time.perf_counter()
         sql = silo.read_sql(table, columns=columns, where=where)
         result = silo.scan(sql).read_all()

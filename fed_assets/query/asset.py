@@ -28,6 +28,7 @@ from fed_assets.errors import (
     UnknownTableError,
 )
 from fed_assets.query import _with_policy, query
+from fed_assets.query.execute import FRAGMENT_TIMEOUT_S, QUERY_TIMEOUT_S
 from fed_assets.query.model import Plan, QueryResult
 from fed_assets.query.planner import parse_query, plan
 from fed_assets.query.report import fragments_markdown
@@ -70,6 +71,8 @@ def federated_asset(
     partition_columns: Mapping[str, str] | None = None,
     engine_region: str | None = None,
     policy: Mapping[str, SiloPolicy | TablePolicy] | None = None,
+    timeout_s: float | None = None,
+    query_timeout_s: float | None = None,
     description: str | None = None,
     **asset_kwargs: Any,
 ) -> dg.AssetsDefinition:
@@ -86,6 +89,9 @@ def federated_asset(
             time windows, the key for static partitions); the condition is pushed into the silo.
         engine_region: where the embedded engine runs (residency checks use it).
         policy: extra residency rules by ``"silo"`` or ``"silo.table"``.
+        timeout_s: seconds one fragment may run in its silo before it is cancelled there
+            (default: ``query()``'s); a silo's own ``timeout_s`` may lower it.
+        query_timeout_s: seconds all fragments of one materialisation may take together.
         asset_kwargs: passed on to ``dagster.asset`` (``kinds``, ``metadata`` and
             ``required_resource_keys`` are merged with the derived ones).
 
@@ -105,6 +111,8 @@ def federated_asset(
         "fed/sql": dg.MetadataValue.md(f"```sql\n{sql.strip()}\n```"),
         "fed/silos": ", ".join(silo_names),
         "fed/engine_region": engine_region or "unset",
+        "fed/time_bounds": f"fragment {timeout_s or FRAGMENT_TIMEOUT_S:g} s, query "
+        f"{query_timeout_s or QUERY_TIMEOUT_S:g} s",
         "fed/checked_at_load": validated.unchecked or "yes, against the catalog snapshot",
         **(asset_kwargs.pop("metadata", None) or {}),
     }
@@ -130,7 +138,14 @@ def federated_asset(
         silos = {s: getattr(context.resources, s) for s in silo_names}
         filters = {table: _run_condition(context, column) for table, column in targets.items()}
         run_sql = partition_filtered(sql, {k: v for k, v in filters.items() if v is not None})
-        result = query(run_sql, silos, policy=run_policy, engine_region=engine_region)
+        result = query(
+            run_sql,
+            silos,
+            policy=run_policy,
+            engine_region=engine_region,
+            timeout_s=timeout_s,
+            query_timeout_s=query_timeout_s,
+        )
         context.log.info(
             f"{result.table.num_rows:,} rows from {len(result.fragments)} fragment(s); "
             f"moved {result.bytes_moved:,} bytes"
@@ -317,15 +332,11 @@ def partition_filtered(sql: str, conditions: Mapping[str, exp.Expression]) -> st
 def run_metadata(result: QueryResult) -> dict[str, Any]:
     """Dagster metadata for one federated run: plan, fragments, movement, residency, timings."""
     by_silo: dict[str, dict[str, int]] = {}
-    for f in result.fragments:
-        moved = by_silo.setdefault(f.silo, {"fragments": 0, "rows": 0, "bytes": 0})
-        moved["fragments"] += 1
-        moved["rows"] += f.rows
-        moved["bytes"] += f.bytes
-    audit: dict[tuple[str, str, str, str], int] = {}
-    for f in result.fragments:
-        route = (f.silo, f.source_region, f.destination_region, f.rule)
-        audit[route] = audit.get(route, 0) + f.bytes
+    for r in result.routes:  # every route out of a silo, semi-join keys included
+        moved = by_silo.setdefault(r.silo, {"fragments": 0, "rows": 0, "bytes": 0})
+        moved["fragments"] += r.kind != "keys"
+        moved["rows"] += r.rows or 0
+        moved["bytes"] += r.bytes or 0
     metadata: dict[str, Any] = {
         "plan": dg.MetadataValue.md(f"```\n{result.explain()}\n```"),
         "fragments": dg.MetadataValue.md(fragments_markdown(result)),
@@ -353,11 +364,13 @@ def run_metadata(result: QueryResult) -> dict[str, Any]:
         "residency audit": dg.MetadataValue.md(
             "\n".join(
                 [
-                    "| source silo | source region | destination region | bytes | allowed by |",
-                    "|---|---|---|---:|---|",
+                    "| kind | via | source silo | source region | destination region | rows | "
+                    "bytes | allowed by |",
+                    "|---|---|---|---|---|---:|---:|---|",
                     *(
-                        f"| {s} | {src} | {dst} | {n:,} | {rule} |"
-                        for (s, src, dst, rule), n in sorted(audit.items())
+                        f"| {r.kind} | {r.via} | {r.silo} | {r.source_region} | "
+                        f"{r.destination_region} | {r.rows or 0:,} | {r.bytes or 0:,} | {r.rule} |"
+                        for r in result.routes
                     ),
                 ]
             )
