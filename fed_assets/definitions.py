@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import dagster as dg
 
 from fed_assets.catalog import SILO_IO_MANAGER_KEY, Catalog
+from fed_assets.train.asset import MODEL_IO_MANAGER_KEY
+from io_managers.model import ModelIOManager
 from io_managers.results import ParquetResultsIOManager
 from io_managers.silo import silo_io_manager
 
@@ -55,7 +57,8 @@ def build_definitions(
     """Definitions with one source asset per silo table plus ``assets`` that build on them.
 
     Resources: each silo under its own name, ``silo_io_manager`` (read in place) and the default
-    ``io_manager`` (Parquet results store under ``results_base_path``). ``asset_checks`` guard
+    ``io_manager`` (Parquet results store under ``results_base_path``) and ``model_io_manager``
+    (fine-tuned models, versioned, under ``results_base_path/models``). ``asset_checks`` guard
     the assets (e.g. ``fed_assets.quality`` gates).
     """
     sources = catalog.source_assets()
@@ -74,5 +77,8 @@ def build_definitions(
             **catalog.silos,
             SILO_IO_MANAGER_KEY: silo_io_manager(list(catalog.silos)),
             "io_manager": ParquetResultsIOManager(base_path=results_base_path),
+            MODEL_IO_MANAGER_KEY: ModelIOManager(
+                base_path=f"{results_base_path.rstrip('/')}/models"
+            ),
         },
     )
