@@ -49,7 +49,15 @@ def test_four_silo_groups_with_lineage_to_demo_assets(demo):
     _, defs = demo
     graph = defs.get_repository_def().asset_graph
     groups = {graph.get(k).group_name for k in graph.get_all_asset_keys() if len(k.path) == 2}
-    assert groups == {"eu_core_banking", "us_payments", "loans_warehouse", "compliance_store"}
+    assert groups == {
+        "eu_core_banking",
+        "us_payments",
+        "loans_warehouse",
+        "compliance_store",
+        "de_loans",
+        "fr_loans",
+        "es_loans",
+    }
     parents = graph.get(dg.AssetKey("default_rate_by_segment")).parent_keys
     assert parents == {
         dg.AssetKey(["eu_core_banking", "customers"]),
@@ -77,6 +85,9 @@ def test_observing_records_versions(demo):
         "us_payments/transactions",
         "loans_warehouse/applications",
         "compliance_store/aml_cases",
+        "de_loans/loan_book",
+        "fr_loans/loan_book",
+        "es_loans/loan_book",
     }
     assert all(observed.values())
 
