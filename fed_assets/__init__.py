@@ -51,6 +51,20 @@ _LAZY = {
     "ParquetResultsIOManager": "io_managers.results:ParquetResultsIOManager",
     "SiloIOManager": "io_managers.silo:SiloIOManager",
     "silo_io_manager": "io_managers.silo:silo_io_manager",
+    # compute placement (fed_assets.placement; the estate resource in resources/compute.py)
+    "ComputeEstate": "resources.compute:ComputeEstate",
+    "ComputePool": "fed_assets.placement.pools:ComputePool",
+    "Placement": "fed_assets.placement.choice:Placement",
+    "PlacementRefused": "fed_assets.placement.errors:PlacementRefused",
+    "PoolConfigError": "fed_assets.placement.errors:PoolConfigError",
+    "Workload": "fed_assets.placement.estimate:Workload",
+    "choose": "fed_assets.placement.choice:choose",
+    "choose_engine_region": "fed_assets.placement.engine_region:choose_engine_region",
+    "estimate_training": "fed_assets.placement.estimate:estimate_training",
+    "estimate_inference": "fed_assets.placement.estimate:estimate_inference",
+    "measure": "fed_assets.placement.measuring:measure",
+    "placement_for_training": "fed_assets.placement.training:placement_for_training",
+    "placement_metadata": "fed_assets.placement.report:placement_metadata",
 }
 
 
@@ -103,4 +117,17 @@ __all__ = [
     "SiloIOManager",
     "SnowflakeSilo",
     "silo_io_manager",
+    "ComputeEstate",
+    "ComputePool",
+    "Placement",
+    "PlacementRefused",
+    "PoolConfigError",
+    "Workload",
+    "choose",
+    "choose_engine_region",
+    "estimate_inference",
+    "estimate_training",
+    "measure",
+    "placement_for_training",
+    "placement_metadata",
 ]

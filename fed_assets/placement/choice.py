@@ -14,6 +14,7 @@ from typing import Protocol
 
 from fed_assets.placement.errors import PlacementRefused
 from fed_assets.placement.estimate import RunEstimate, Workload, estimate_training
+from fed_assets.placement.history import Calibration
 from fed_assets.placement.pools import ComputePool
 from fed_assets.silo import SiloResource
 
@@ -89,7 +90,9 @@ def choose(
     deadline_s: float | None = None,
     budget_usd: float | None = None,
     inputs: Sequence[SiloResource | tuple[SiloResource, str]] = (),
-    utilisation: Callable[[ComputePool], float | None] | Mapping[str, float] | None = None,
+    utilisation: Callable[[ComputePool], float | Calibration | None]
+    | Mapping[str, float | Calibration]
+    | None = None,
     estimator: Callable[..., RunEstimate] = estimate_training,
 ) -> Placement:
     """The pool that minimises ``objective`` among those meeting every constraint.
@@ -102,8 +105,8 @@ def choose(
         budget_usd: the run may cost at most this much.
         inputs: the silos (or ``(silo, table)``) whose rows the run reads; their residency
             policies must allow the pool's region.
-        utilisation: per-pool calibrated utilisation (pool name → share, or a function of the
-            pool; ``None`` for a pool keeps its configured figure).
+        utilisation: per-pool calibration (pool name → a share of peak or a ``Calibration``,
+            or a function of the pool; ``None`` for a pool keeps its configured figure).
         estimator: ``estimate_training`` (default) or ``estimate_inference``.
 
     Raises:
@@ -131,12 +134,17 @@ def choose(
     failed: dict[str, str] = {}
     fitting: list[tuple[ComputePool, RunEstimate]] = []
     for pool in pools:
-        share = _utilisation_for(pool, utilisation)
+        fitted = _utilisation_for(pool, utilisation)
+        share, overhead = (
+            (fitted.utilisation, fitted.step_overhead_s)
+            if isinstance(fitted, Calibration)
+            else (fitted, 0.0)
+        )
         if workload.dtype not in pool.peak_flops:
             rejected[pool.name] = f"no {workload.dtype} figure (has {sorted(pool.peak_flops)})"
             failed[pool.name] = "dtype"
             continue
-        estimate = estimator(workload, pool, utilisation=share)
+        estimate = estimator(workload, pool, utilisation=share, step_overhead_s=overhead)
         reason, constraint = _first_failure(pool, estimate, inputs, deadline_s, budget_usd)
         if reason is None:
             fitting.append((pool, estimate))
@@ -225,7 +233,7 @@ def _describe(estimate: RunEstimate) -> str:
     )
 
 
-def _utilisation_for(pool: ComputePool, utilisation) -> float | None:
+def _utilisation_for(pool: ComputePool, utilisation) -> float | Calibration | None:
     if utilisation is None:
         return None
     if isinstance(utilisation, Mapping):

@@ -7,7 +7,7 @@ from typing import Any
 
 from fed_assets.placement.choice import Placement, choose
 from fed_assets.placement.estimate import Workload
-from fed_assets.placement.history import History
+from fed_assets.placement.history import History, calibrate
 from fed_assets.silo import SiloResource
 
 
@@ -27,8 +27,9 @@ def placement_for_training(
 ) -> Placement:
     """Choose the pool to train a model of ``params`` parameters on ``tokens`` tokens.
 
-    Utilisation comes from the estate's run history (``history_path``) where runs on a pool
-    have been measured, else from the pool's configured figure. Put ``placement.tags`` on the
+    Utilisation (and a per-step overhead) come from the estate's run history
+    (``history_path``, fitted by ``calibrate``) where runs on a pool have been measured, else
+    from the pool's configured figure. Put ``placement.tags`` on the
     run (``dg.asset(op_tags=...)`` or the run request's tags) and record
     ``placement_metadata(placement, actual)`` beside the model's own metadata.
 
@@ -49,9 +50,7 @@ def placement_for_training(
     records = history.records() if history is not None else []
 
     def utilisation(pool):
-        from fed_assets.placement.history import calibrated_utilisation
-
-        return calibrated_utilisation(records, pool.name, kind="training", dtype=dtype)
+        return calibrate(records, pool.name, kind="training", dtype=dtype)
 
     return choose(
         workload,
