@@ -17,7 +17,7 @@ from fed_assets.placement import (
 from fed_assets.silo import SiloPolicy, TablePolicy
 from resources.compute import ComputeEstate
 from resources.silos.sqlite import SQLiteSilo
-from tests.placement.conftest import pool
+from tests.placement.conftest import pool, run_record
 
 # GPT-2 small (124 M parameters) on 100 M tokens in fp16: fits a 16 GB T4 at batch 8 × 512.
 GPT2_SMALL = Workload(
@@ -145,25 +145,14 @@ def test_inference_is_placed_with_the_same_rules(estate):
 
 
 def test_calibrated_utilisation_changes_the_estimate(tmp_path):
-    from fed_assets.placement import History, RunRecord
+    from fed_assets.placement import History
 
     history = tmp_path / "history.json"
     estate = ComputeEstate(pools=[pool()], detect_local=False, history_path=str(history))
     before = placement_for_training(estate, 1_000_000, 1_000_000)
     assert before.estimate.utilisation == 0.5  # the pool's configured prior
     # a measured run reached 10 % of peak: 6e12 FLOPs in 60 s at 1e12 peak
-    History(history).append(
-        RunRecord(
-            pool="gpu",
-            kind="training",
-            dtype="fp32",
-            flops=6e12,
-            peak_flops=1e12,
-            utilisation=0.5,
-            est_seconds=12,
-            seconds=60,
-        )
-    )
+    History(history).append(run_record(pool="gpu", flops=6e12, est_seconds=12, seconds=60))
     after = placement_for_training(estate, 1_000_000, 1_000_000)
     assert after.estimate.utilisation == pytest.approx(0.1)
     assert after.estimate.seconds == pytest.approx(60)

@@ -12,7 +12,6 @@ import pytest
 from fed_assets.errors import ConfigurationError, CorruptDataError
 from fed_assets.placement import (
     History,
-    RunRecord,
     Workload,
     calibrated_utilisation,
     choose,
@@ -21,7 +20,7 @@ from fed_assets.placement import (
     measure,
     placement_metadata,
 )
-from tests.placement.conftest import pool
+from tests.placement.conftest import pool, run_record
 
 # A matrix product of this side is 2·n³ FLOPs: the stand-in "training step" whose FLOPs are
 # known exactly, so calibration can be checked against the machine itself.
@@ -98,16 +97,7 @@ def test_a_failed_run_is_not_recorded(tmp_path):
 
 def test_history_survives_a_restart_and_is_written_atomically(tmp_path):
     path = tmp_path / "runs" / "history.json"
-    record = RunRecord(
-        pool="p",
-        kind="training",
-        dtype="fp32",
-        flops=1e12,
-        peak_flops=1e12,
-        utilisation=0.5,
-        est_seconds=2,
-        seconds=4,
-    )
+    record = run_record()
     History(path).append(record)
     History(path).append(record)
     again = History(path)  # a new process reads the same file
@@ -122,16 +112,7 @@ def test_history_survives_a_restart_and_is_written_atomically(tmp_path):
 
 def test_calibration_weighs_runs_by_time_and_ignores_start_up_runs():
     def rec(pool_name, flops, seconds, kind="training"):
-        return RunRecord(
-            pool=pool_name,
-            kind=kind,
-            dtype="fp32",
-            flops=flops,
-            peak_flops=1e12,
-            utilisation=0.5,
-            est_seconds=1,
-            seconds=seconds,
-        )
+        return run_record(pool=pool_name, flops=flops, seconds=seconds, kind=kind)
 
     records = [
         rec("p", 1e12, 10),
@@ -177,17 +158,7 @@ def test_calibration_separates_per_step_overhead_from_flops():
 
     def run(flops_per_step, steps):
         seconds = flops_per_step * steps / (1e12 * 0.4) + 0.01 * steps
-        return RunRecord(
-            pool="p",
-            kind="training",
-            dtype="fp32",
-            flops=flops_per_step * steps,
-            peak_flops=1e12,
-            utilisation=0.35,
-            est_seconds=1,
-            seconds=seconds,
-            steps=steps,
-        )
+        return run_record(flops=flops_per_step * steps, seconds=seconds, steps=steps)
 
     records = [run(1e10, 100), run(4e10, 50), run(2e10, 200)]
     fitted = calibrate(records, "p")
