@@ -26,6 +26,10 @@ OBJECTIVES = {
 }
 
 
+# A training input: a silo, (silo, table), or (silo, table, columns read).
+Input = SiloResource | tuple[SiloResource, str] | tuple[SiloResource, str, Sequence[str]]
+
+
 class Estate(Protocol):
     """What ``choose`` needs of the compute resource (``resources.compute.ComputeEstate``)."""
 
@@ -58,27 +62,27 @@ class Placement:
         return self.pool.tags()
 
 
-def residency_allows(region: str, inputs: Sequence[SiloResource | tuple[SiloResource, str]]):
+def residency_allows(region: str, inputs: Sequence[Input]) -> str | None:
     """Why ``region`` may not receive the inputs' rows, or ``None`` when every input allows it.
 
-    An input is a silo (its silo-wide policy) or ``(silo, table)`` (the table's policy). Data
-    staying in its silo's region is always allowed; ``export: none`` keeps it there;
-    ``allowed_regions``, when set, must contain ``region``. Training reads rows, so
-    ``aggregates_only`` also keeps them in place.
+    An input is a silo (its silo-wide policy), ``(silo, table)`` (the table's policy) or
+    ``(silo, table, columns)`` (PII columns checked too). Each is checked as training rows moving
+    to ``region`` by ``fed_assets.residency.check_movement``, the one rule every movement passes:
+    data staying in its silo's region always may; ``export: none`` and ``aggregates_only`` keep
+    rows in place; ``allowed_regions``, when set, must contain ``region``.
     """
+    from fed_assets.errors import PolicyViolation
+    from fed_assets.residency import check_movement
+
     for item in inputs:
-        silo, table = item if isinstance(item, tuple) else (item, None)
-        if region == silo.region:
-            continue
-        policy = silo.policy.for_table(table) if table else silo.policy.for_table("")
-        where = f"silo '{silo.name}'" + (f", table '{table}'" if table else "")
-        if policy.export in ("none", "aggregates_only"):
-            return (
-                f"{where} (region {silo.region}) has export={policy.export}: its rows may not "
-                f"move to {region}"
-            )
-        if policy.allowed_regions and region not in policy.allowed_regions:
-            return f"{where} allows only {list(policy.allowed_regions)}, not {region}"
+        # a whole silo is checked under its silo-wide policy, as table '*'
+        silo, table, columns = (
+            (tuple(item) + ("*", ()))[:3] if isinstance(item, tuple) else (item, "*", ())
+        )
+        try:
+            check_movement(silo, table, columns, kind="rows", destination_region=region)
+        except PolicyViolation as err:
+            return f"{err.what}: {err.reason}"
     return None
 
 
@@ -89,7 +93,7 @@ def choose(
     objective: str = "money",
     deadline_s: float | None = None,
     budget_usd: float | None = None,
-    inputs: Sequence[SiloResource | tuple[SiloResource, str]] = (),
+    inputs: Sequence[Input] = (),
     utilisation: Callable[[ComputePool], float | Calibration | None]
     | Mapping[str, float | Calibration]
     | None = None,
@@ -194,7 +198,7 @@ def choose(
 def _first_failure(
     pool: ComputePool,
     estimate: RunEstimate,
-    inputs: Sequence[SiloResource | tuple[SiloResource, str]],
+    inputs: Sequence[Input],
     deadline_s: float | None,
     budget_usd: float | None,
 ) -> tuple[str | None, str]:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from fed_assets.placement.choice import Placement, choose
+from fed_assets.placement.choice import Input, Placement, choose
 from fed_assets.placement.estimate import Workload
 from fed_assets.placement.history import History, calibrate
-from fed_assets.silo import SiloResource
 
 
 def placement_for_training(
@@ -19,7 +18,7 @@ def placement_for_training(
     method: str = "full",
     trainable: int | None = None,
     dtype: str = "fp32",
-    inputs: Sequence[SiloResource | tuple[SiloResource, str]] = (),
+    inputs: Sequence[Input] = (),
     objective: str = "money",
     deadline_s: float | None = None,
     budget_usd: float | None = None,
@@ -37,7 +36,8 @@ def placement_for_training(
         estate: a ``resources.compute.ComputeEstate``.
         method, trainable, dtype: see ``Workload``; for LoRA, ``trainable`` is the adapters'
             parameter count.
-        inputs: the silos (or ``(silo, table)``) the training rows are read from.
+        inputs: the silos, ``(silo, table)`` or ``(silo, table, columns)`` the training rows
+            are read from.
         shape: ``batch_size``, ``seq_len``, ``n_layer``, ``d_model``, ``n_head``, ``vocab``.
 
     Raises:

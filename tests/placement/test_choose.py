@@ -101,7 +101,7 @@ def test_residency_keeps_training_where_the_policies_allow(estate):
     eu_only = silo("core", "eu", allowed_regions=["eu"])
     placed = choose(GPT2_SMALL, estate, inputs=[eu_only], objective="time")
     assert placed.pool.region == "eu"
-    assert "allows only ['eu'], not us" in placed.rejected["h100x8-us"]
+    assert "rule allowed_regions=['eu']: rows would go to us" in placed.rejected["h100x8-us"]
     # a per-table rule is read through (silo, table)
     uk_table = silo("loans", "uk", tables={"applications": TablePolicy(allowed_regions=["uk"])})
     assert choose(GPT2_SMALL, estate, inputs=[(uk_table, "applications")]).pool.region == "uk"
@@ -112,7 +112,7 @@ def test_a_residency_no_pool_satisfies_is_refused(estate):
     with pytest.raises(PlacementRefused, match="residency constraint") as err:
         choose(GPT2_SMALL, estate, inputs=[sealed])
     assert err.value.constraint == "residency"
-    assert "silo 'vault' (region ch) has export=none" in str(err.value)
+    assert "silo 'vault' (region ch), table '*': rule export=none" in str(err.value)
     assert "federated" in str(err.value)  # the fix: train where the data lives
 
 
@@ -134,7 +134,7 @@ def test_pools_failing_different_constraints_are_each_listed():
             inputs=[silo("s", "eu", allowed_regions=["eu"])],
         )
     assert err.value.constraint == "several"
-    assert "small: needs" in str(err.value) and "far: silo 's' allows only" in str(err.value)
+    assert "small: needs" in str(err.value) and "far: silo 's' (region eu)" in str(err.value)
 
 
 def test_inference_is_placed_with_the_same_rules(estate):
@@ -194,3 +194,15 @@ def test_the_tags_are_what_dagster_k8s_would_run():
     cpu = pool(name="cpu", device="cpu", gpu_type=None, peak_flops={"fp32": 1e11})
     cpu_tags = choose(Workload(params=1000, tokens=10), [cpu]).tags
     assert "dagster-k8s/config" not in cpu_tags
+
+
+def test_pii_columns_read_for_training_stay_in_their_region(estate):
+    """The same rule the federated planner applies (fed_assets.residency.check_movement):
+    training rows carrying a PII column may not leave the silo's region."""
+    core = silo("core", "uk", pii_columns=["customers.email"])
+    placed = choose(GPT2_SMALL, estate, inputs=[(core, "customers", ["segment", "email"])])
+    assert placed.pool.region == "uk"
+    assert "rule pii" in placed.rejected["l4-eu"]
+    # without the PII column the cheapest pool anywhere will do
+    free = choose(GPT2_SMALL, estate, inputs=[(core, "customers", ["segment"])])
+    assert free.pool.name == choose(GPT2_SMALL, estate).pool.name
