@@ -39,6 +39,8 @@ GOAL = 0.25
 # Repeats per run, the fastest kept: the machine is shared, and a slower repeat measures the
 # neighbours rather than the estimate.
 REPEATS = 3
+# Also time the training engineer's fed_assets.fine_tune (set False where it is absent).
+FINE_TUNE = True
 
 
 def gpt2(n_layer: int, d_model: int):
@@ -190,8 +192,65 @@ def training_case(quick: bool) -> dict[str, bool]:
                 f"{worst:.0%} (goal ±{GOAL:.0%}): {'MET' if met else 'MISSED'}"
             )
             results[f"training estimate within ±25 % after calibration ({name})"] = met
+            if clock == "wall" and FINE_TUNE:
+                fine_tune_case(fitted)
     print(f"load average at end: {os.getloadavg()[0]:.1f}")
     return results
+
+
+def fine_tune_case(calibration) -> None:
+    """The training engineer's ``fed_assets.fine_tune`` (causal LM, full and LoRA) against the
+    estimate with the plain loop's wall-clock calibration: reported, no goal (its wall time
+    on a shared machine measures the neighbours too)."""
+    import pyarrow as pa
+
+    from fed_assets.train.fine_tune import fine_tune
+
+    words = [f"w{i}" for i in range(300)]
+    rng = __import__("random").Random(0)
+    texts = [" ".join(rng.choice(words) for _ in range(120)) for _ in range(400)]
+    table = pa.table({"text": texts})
+    pool = local_pool()
+    print("\nfed_assets.fine_tune (causal LM, L4 d256, 40 steps of 8 × 64 tokens)")
+    print("| method | params | trainable | tokens | estimated s | measured s (wall) | error |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for method in ("full", "lora"):
+        config = dict(
+            n_layer=4,
+            n_embd=256,
+            n_head=4,
+            max_length=SEQ_LEN,
+            batch_size=BATCH,
+            max_steps=40,
+            epochs=100,
+            eval_fraction=0.1,
+            log_every=1000,
+        )
+        tuned = fine_tune(table, task="causal_lm", text="text", method=method, config=config)
+        done = tuned.training
+        workload = Workload(
+            params=done["parameters total"],
+            tokens=done["steps"] * BATCH * SEQ_LEN,
+            method=method,
+            trainable=done["parameters trainable"] if method == "lora" else None,
+            batch_size=BATCH,
+            seq_len=SEQ_LEN,
+            n_layer=4,
+            d_model=256,
+            n_head=4,
+            vocab=tuned.model.config.vocab_size,
+        )
+        estimate = estimate_training(
+            workload,
+            pool,
+            utilisation=calibration.utilisation,
+            step_overhead_s=calibration.step_overhead_s,
+        )
+        error = (estimate.seconds - done["seconds"]) / done["seconds"]
+        print(
+            f"| {method} | {workload.params:,} | {workload.trained:,} | {workload.tokens:,} "
+            f"| {estimate.seconds:.2f} | {done['seconds']:.2f} | {error:+.0%} |"
+        )
 
 
 def query_case() -> bool:
