@@ -1,27 +1,28 @@
-"""TPC-H over three silos: federated vs co-located DuckDB vs DuckDB's own ATTACH vs copy-then-query.
+"""TPC-H over four silo kinds, in many layouts: federated vs co-located vs DuckDB's own ATTACH.
 
 Run by hand (not in CI)::
 
-    .venv/bin/python -m benchmarks.tpch_federated [--sf 1] [--queries 1,3,5] [--repeats 3]
-        [--skip-peer] [--skip-copy]
+    .venv/bin/python -m benchmarks.tpch_federated [--sf 1] [--layout default,pg-orders]
+        [--random-layouts N --seed S] [--queries 1,3,5] [--repeats 3] [--skip-peer] [--skip-copy]
 
-TPC-H data is generated with tpchgen-cli at ``--sf`` (cached under ``benchmarks/out/sf<N>/``) and
-spread over a Parquet lake (``lake``), a throwaway PostgreSQL (``pg``) and a SQLite file (``ref``)
-as ``benchmarks.tpch.data.PLACEMENT`` says. Per query it measures, best of ``--repeats`` after a
-warm-up:
+TPC-H data is generated with tpchgen-cli at ``--sf`` (cached under ``benchmarks/out/sf<N>/``). A
+layout (``benchmarks.tpch.layouts``) places each of the eight tables in one of four silos: a
+Parquet lake (``lake``), a throwaway PostgreSQL (``pg``), a SQLite file (``ref``) and a DuckDB file
+(``wh``). Each silo is loaded once with every table any chosen layout puts there. Per layout and
+query it measures the first (cold) run and the best of ``--repeats`` after it:
 
-- co-located: DuckDB (the project's version) with all 8 tables native in one file — the reference
-  answer;
-- federated: ``fed_assets.query(sql, silos)`` — result checked against the reference; bytes moved
-  out of silos and planning time from its result;
-- peer: DuckDB 1.5.5 with its postgres and sqlite scanners ATTACHed and the lake as
-  ``read_parquet`` views, in its own venv ``.venv-tools/duckdb155`` (a subprocess);
+- co-located: DuckDB (the project's version) over the same Parquet files, all 8 tables as views in
+  one database — the reference answer (run once, shared by every layout);
+- federated: ``fed_assets.query(sql, silos)`` — result checked against the reference; bytes moved,
+  planning time and the fragments' q-error from its result;
+- peer: DuckDB 1.5.5 with its postgres and sqlite scanners ATTACHed, the DuckDB file ATTACHed and
+  the lake as ``read_parquet`` views, in its own venv ``.venv-tools/duckdb155`` (a subprocess);
 - copy-then-query: every referenced table read whole through its silo's ``read(table)`` into Arrow,
-  then the query in a fresh in-memory DuckDB (copy included in the time; one run, no warm-up,
-  unless ``--copy-repeats``); the Arrow bytes of those tables are the "naive pull".
+  then the query in a fresh in-memory DuckDB (one cold run unless ``--copy-repeats``).
 
-A Markdown table goes to stdout and ``benchmarks/out/tpch_sf<N>.md`` (raw numbers in ``.json``,
-federated fragments in ``_plans.md``). A failing query records its error instead of aborting.
+Markdown goes to stdout and ``benchmarks/out/tpch_sf<N>.md`` (per-layout tables, then one line
+per layout with the issue's goals marked met or missed); raw numbers in ``.json``; federated
+fragments per layout in ``tpch_sf<N>_<layout>_plans.md``. A failing query records its error.
 """
 
 from __future__ import annotations
@@ -30,13 +31,12 @@ import argparse
 import importlib
 import inspect
 import json
-import math
+import os
 import shutil
 import subprocess
 import time
 import types
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,61 +44,49 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from benchmarks.tpch import data
-from benchmarks.tpch.compare import compare
+from benchmarks.tpch import data, layouts
 from benchmarks.tpch.queries import Query, load
+from benchmarks.tpch.report import (
+    Outcome,
+    Row,
+    check,
+    layout_goals,
+    q_error,
+    raw,
+    render_layout,
+    render_plans,
+    render_summary,
+)
 from fed_assets.silo import SiloResource
 from tests.servers import start
-
-ENGINES = ("colocated", "federated", "peer", "copy")
-# Targets from the issue, at SF1.
-TARGET_FED_VS_COLOCATED = 1.5
-TARGET_COPY_VS_FED = 5.0
-TARGET_BYTES_SHARE = 0.05
-TARGET_PLANNING_MS = 100.0
-# Fragment SQL in the plans file is cut here: semi-join key lists run to hundreds of kilobytes.
-PLAN_SQL_CHARS = 2000
-
-
-@dataclass
-class Outcome:
-    """One engine's run of one query: best seconds and the result, or the error."""
-
-    seconds: float | None = None
-    table: pa.Table | None = None
-    error: str | None = None
-    equal: str | None = None
-    """None when not compared; "yes", or why the result differs from the reference."""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Row:
-    query: Query
-    runs: dict[str, Outcome] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- measuring
 def measure(fn: Callable[[], Any], *, repeats: int, warmup: bool) -> tuple[Outcome, Any]:
-    """Best time of ``repeats`` calls of ``fn`` (after one untimed call when ``warmup``)."""
+    """Best time of ``repeats`` calls of ``fn`` after one more call, timed as the cold run
+    (``first``) and counted in the best only when ``warmup`` is false."""
     try:
-        if warmup:
-            fn()
-        best: tuple[float, Any] | None = None
-        for _ in range(max(repeats, 1)):
+        started = time.perf_counter()
+        value = fn()
+        first = time.perf_counter() - started
+        best: tuple[float, Any] | None = None if warmup else (first, value)
+        for _ in range(max(repeats, 1) - (0 if warmup else 1)):
             started = time.perf_counter()
             value = fn()
             seconds = time.perf_counter() - started
             if best is None or seconds < best[0]:
                 best = (seconds, value)
         assert best is not None
-        return Outcome(seconds=best[0]), best[1]
+        return Outcome(seconds=best[0], first=first), best[1]
     except Exception as err:
         return Outcome(error=_error_text(err)), None
 
 
-def run_colocated(rows: list[Row], path: Path, repeats: int) -> None:
-    with duckdb.connect(str(path), read_only=True) as con:
+def run_colocated(rows: list[Row], tables: Path, repeats: int) -> None:
+    """The reference: DuckDB over the same Parquet files, all 8 tables as views in one database."""
+    with duckdb.connect() as con:
+        for statement in data.parquet_views(tables):
+            con.execute(statement)
         for row in rows:
             sql = row.query.colocated()
             outcome, table = measure(
@@ -159,6 +147,11 @@ def run_federated(
                 "bytes_moved": getattr(result, "bytes_moved", None),
                 "planning_ms": getattr(result, "planning_ms", None),
                 "fragments": [_fragment(f) for f in getattr(result, "fragments", [])],
+                "q_error": max(
+                    (q_error(f.est_rows, f.rows) or 1.0 for f in result.fragments), default=None
+                ),
+                "decisions": list(getattr(result.plan, "decisions", ()))
+                + list(getattr(result, "decisions", ())),
                 "sql": sql,
             }
         row.runs["federated"] = outcome
@@ -171,6 +164,7 @@ def run_peer(
     server: Any,
     lake_root: Path,
     sqlite_path: Path,
+    duckdb_path: Path,
     placement: Mapping[str, str],
     out: Path,
     repeats: int,
@@ -189,6 +183,7 @@ def run_peer(
         "extensions": data.peer_extensions(),
         "postgres": data.postgres_dsn(server),
         "sqlite": str(sqlite_path),
+        "duckdb": str(duckdb_path) if duckdb_path.exists() else None,
         "lake": {p.stem: str(p) for p in sorted(lake_root.glob("*.parquet"))},
         "out": str(out),
         "repeats": repeats,
@@ -216,7 +211,9 @@ def run_peer(
             row.runs["peer"] = Outcome(error=entry["error"])
         else:
             table = pq.read_table(out / f"{row.query.name}.parquet")
-            row.runs["peer"] = Outcome(seconds=entry["seconds"], table=table)
+            row.runs["peer"] = Outcome(
+                seconds=entry["seconds"], first=entry.get("first"), table=table
+            )
         _progress(row, "peer")
 
 
@@ -261,237 +258,31 @@ def naive_bytes(
     return per_table
 
 
-# --------------------------------------------------------------------------- reporting
-def check(rows: list[Row]) -> None:
-    """Compare every engine's result with the co-located reference."""
-    for row in rows:
-        reference = row.runs.get("colocated")
-        for engine in ("federated", "peer", "copy"):
-            outcome = row.runs.get(engine)
-            if outcome is None or outcome.table is None:
-                continue
-            if reference is None or reference.table is None:
-                outcome.equal = "no reference"
-                continue
-            try:
-                why = compare(reference.table, outcome.table, order_keys=row.query.order_keys)
-            except Exception as err:
-                why = f"comparison failed: {_error_text(err)}"
-            outcome.equal = why or "yes"
-
-
-def geomean(values: list[float]) -> float | None:
-    values = [v for v in values if v and v > 0]
-    return math.exp(sum(map(math.log, values)) / len(values)) if values else None
-
-
-def paired(rows: list[Row], a: str, b: str) -> tuple[float | None, float | None, int]:
-    """Geo-means of engines ``a`` and ``b`` over the queries where both ran, and how many."""
-    both = [
-        (r.runs[a].seconds, r.runs[b].seconds)
-        for r in rows
-        if a in r.runs and b in r.runs and r.runs[a].seconds and r.runs[b].seconds
-    ]
-    return geomean([x for x, _ in both]), geomean([y for _, y in both]), len(both)
-
-
-def render(
-    rows: list[Row], *, title: str, setup: list[str], table_bytes: dict[str, int], fed_note: str
-) -> tuple[str, dict]:
-    notes: list[str] = []
-
-    def cell(row: Row, engine: str) -> str:
-        outcome = row.runs.get(engine)
-        if outcome is None:
-            return "skipped"
-        if outcome.error == "n/a":
-            return "n/a"
-        if outcome.error is not None:
-            notes.append(f"{row.query.name} {engine}: {outcome.error}")
-            return f"error [{len(notes)}]"
-        text = f"{outcome.seconds:.3f}"
-        if outcome.equal not in (None, "yes") and engine != "federated":
-            notes.append(f"{row.query.name} {engine} result differs: {outcome.equal}")
-            text += f" ≠[{len(notes)}]"
-        return text
-
-    lines = [
-        title,
-        "",
-        *setup,
-        "",
-        "| query | equal? | co-located s | federated s | fed/co-loc | peer s | copy-then-query s "
-        "| bytes moved MB | naive pull MB | % | planning ms |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    raw: dict[str, Any] = {"queries": {}}
-    for row in rows:
-        fed = row.runs.get("federated", Outcome(error="n/a"))
-        colocated = row.runs.get("colocated")
-        naive = sum(table_bytes.get(t, 0) for t in row.query.tables)
-        moved = fed.extra.get("bytes_moved")
-        planning = fed.extra.get("planning_ms")
-        if fed.equal is None:
-            equal = "n/a" if fed.error == "n/a" else "—"
-        elif fed.equal == "yes":
-            equal = "yes"
-        else:
-            notes.append(f"{row.query.name} federated result differs: {fed.equal}")
-            equal = f"no [{len(notes)}]"
-        ratio = (
-            f"{fed.seconds / colocated.seconds:.2f}"
-            if fed.seconds and colocated and colocated.seconds
-            else ""
-        )
-        lines.append(
-            f"| {row.query.name} | {equal} | {cell(row, 'colocated')} | {cell(row, 'federated')} "
-            f"| {ratio} | {cell(row, 'peer')} | {cell(row, 'copy')} "
-            f"| {_mb(moved)} | {_mb(naive)} "
-            f"| {f'{100 * moved / naive:.2f}' if moved is not None and naive else ''} "
-            f"| {f'{planning:.1f}' if planning is not None else ''} |"
-        )
-        raw["queries"][row.query.name] = {
-            engine: {
-                "seconds": o.seconds,
-                "error": o.error,
-                "equal": o.equal,
-                "rows": None if o.table is None else o.table.num_rows,
-                **{k: v for k, v in o.extra.items() if k not in ("fragments", "sql")},
-            }
-            for engine, o in row.runs.items()
-        } | {"naive_bytes": naive}
-
-    summary, targets = summarise(rows, table_bytes)
-    raw["summary"] = targets
-    lines += ["", *summary]
-    if fed_note:
-        lines += ["", f"Federated column: {fed_note}."]
-    if notes:
-        lines += ["", "Notes:", *(f"{i}. {text}" for i, text in enumerate(notes, 1))]
-    return "\n".join(lines) + "\n", raw
-
-
-def summarise(rows: list[Row], table_bytes: dict[str, int]) -> tuple[list[str], dict]:
-    def runs(engine: str) -> list[Outcome]:
-        return [r.runs[engine] for r in rows if engine in r.runs]
-
-    n = len(rows)
-    fed_equal = sum(o.equal == "yes" for o in runs("federated"))
-    peer_equal = sum(o.equal == "yes" for o in runs("peer"))
-    copy_equal = sum(o.equal == "yes" for o in runs("copy"))
-    geo = {e: geomean([o.seconds for o in runs(e) if o.seconds]) for e in ENGINES}
-    ran = {e: sum(o.seconds is not None for o in runs(e)) for e in ENGINES}
-    c_geo, f_geo, n_cf = paired(rows, "colocated", "federated")
-    p_geo, f2_geo, n_pf = paired(rows, "peer", "federated")
-    k_geo, f3_geo, n_kf = paired(rows, "copy", "federated")
-    moved = naive = 0
-    planning: list[float] = []
-    for row in rows:
-        fed = row.runs.get("federated")
-        if fed and fed.extra.get("bytes_moved") is not None:
-            moved += fed.extra["bytes_moved"]
-            naive += sum(table_bytes.get(t, 0) for t in row.query.tables)
-        if fed and fed.extra.get("planning_ms") is not None:
-            planning.append(fed.extra["planning_ms"])
-
-    def fmt(v: float | None, digits: int = 3) -> str:
-        return "n/a" if v is None else f"{v:.{digits}f}"
-
-    def verdict(ok: bool | None) -> str:
-        return "n/a" if ok is None else ("met" if ok else "missed")
-
-    fed_vs_co = f_geo / c_geo if f_geo and c_geo else None
-    fed_vs_peer = f2_geo / p_geo if f2_geo and p_geo else None
-    copy_vs_fed = k_geo / f3_geo if k_geo and f3_geo else None
-    share = moved / naive if naive else None
-    worst_plan = max(planning) if planning else None
-    lines = [
-        f"Geometric-mean seconds (queries each engine finished): co-located {fmt(geo['colocated'])} "
-        f"({ran['colocated']}/{n}), federated {fmt(geo['federated'])} ({ran['federated']}/{n}), "
-        f"peer {fmt(geo['peer'])} ({ran['peer']}/{n}), copy-then-query {fmt(geo['copy'])} "
-        f"({ran['copy']}/{n}).",
-        "Total seconds: "
-        + ", ".join(
-            f"{label} {sum(o.seconds for o in runs(e) if o.seconds):.2f}"
-            for e, label in zip(
-                ENGINES, ("co-located", "federated", "peer", "copy-then-query"), strict=True
-            )
-        )
-        + ".",
-        f"Equal to co-located: federated {fed_equal}/{n}, peer {peer_equal}/{n}, "
-        f"copy-then-query {copy_equal}/{n}.",
-        (
-            f"Bytes moved: {_mb(moved)} MB of a naive pull of {_mb(naive)} MB ({100 * share:.2f}%)."
-            if share is not None
-            else "Bytes moved: n/a (no federated run reported them); naive pull of all queries "
-            f"{_mb(sum(sum(table_bytes.get(t, 0) for t in r.query.tables) for r in rows))} MB."
-        ),
-        "",
-        "| target (SF1) | value | verdict |",
-        "|---|---|---|",
-        f"| federated equal to co-located: {n}/{n} | {fed_equal}/{n} "
-        f"| {verdict(fed_equal == n if runs('federated') and ran['federated'] else None)} |",
-        f"| geo-mean federated / co-located ≤ {TARGET_FED_VS_COLOCATED} | {fmt(fed_vs_co, 2)}× "
-        f"over {n_cf} | {verdict(None if fed_vs_co is None else fed_vs_co <= TARGET_FED_VS_COLOCATED)} |",
-        f"| geo-mean federated below the DuckDB-attach peer | {fmt(fed_vs_peer, 2)}× over {n_pf} "
-        f"| {verdict(None if fed_vs_peer is None else fed_vs_peer < 1)} |",
-        f"| copy-then-query / federated ≥ {TARGET_COPY_VS_FED} | {fmt(copy_vs_fed, 1)}× over {n_kf} "
-        f"| {verdict(None if copy_vs_fed is None else copy_vs_fed >= TARGET_COPY_VS_FED)} |",
-        f"| bytes moved ≤ {100 * TARGET_BYTES_SHARE:.0f}% of naive pull "
-        f"| {fmt(None if share is None else 100 * share, 2)}% "
-        f"| {verdict(None if share is None else share <= TARGET_BYTES_SHARE)} |",
-        f"| planning ≤ {TARGET_PLANNING_MS:.0f} ms per query | max {fmt(worst_plan, 1)} ms "
-        f"| {verdict(None if worst_plan is None else worst_plan <= TARGET_PLANNING_MS)} |",
-    ]
-    targets = {
-        "geomean_s": geo,
-        "fed_vs_colocated": fed_vs_co,
-        "fed_vs_peer": fed_vs_peer,
-        "copy_vs_fed": copy_vs_fed,
-        "bytes_moved": moved,
-        "naive_bytes": naive,
-        "bytes_share": share,
-        "max_planning_ms": worst_plan,
-        "equal": {"federated": fed_equal, "peer": peer_equal, "copy": copy_equal, "of": n},
-    }
-    return lines, targets
-
-
-def render_plans(rows: list[Row]) -> str:
-    """The federated fragments of every query (silo, rows, bytes, estimates, SQL)."""
-    out = ["# Federated fragments", ""]
-    for row in rows:
-        fed = row.runs.get("federated")
-        if fed is None or not fed.extra:
-            continue
-        out += [
-            f"## {row.query.name} — planning {_num(fed.extra.get('planning_ms'), 1)} ms, "
-            f"{_num(fed.extra.get('bytes_moved'))} bytes moved, best {_num(fed.seconds, 3)} s",
-            "",
-        ]
-        for f in fed.extra.get("fragments", []):
-            sql = str(f["sql"])
-            if len(sql) > PLAN_SQL_CHARS:
-                sql = sql[:PLAN_SQL_CHARS] + f" … ({len(sql):,} characters)"
-            out += [
-                f"- `{f['silo']}`: {_num(f['rows'])} rows (est. {_num(f['est_rows'])}), "
-                f"{_num(f['bytes'])} bytes (est. {_num(f['est_bytes'])}), "
-                f"{_num(f['seconds'], 3)} s",
-                "",
-                "  ```sql",
-                *(f"  {line}" for line in sql.splitlines()),
-                "  ```",
-            ]
-        out.append("")
-    return "\n".join(out)
-
-
 # --------------------------------------------------------------------------- main
+def choose_layouts(names: str, random_n: int, seed: int) -> dict[str, dict[str, str]]:
+    """The named layouts (all when ``names`` is empty and no random ones are asked for) plus
+    ``random_n`` seeded random ones."""
+    chosen: dict[str, dict[str, str]] = {}
+    for name in (n.strip() for n in names.split(",") if n.strip()):
+        if name not in layouts.LAYOUTS:
+            raise SystemExit(f"unknown layout {name!r}: use one of {', '.join(layouts.LAYOUTS)}")
+        chosen[name] = layouts.LAYOUTS[name]
+    if not chosen and not random_n:
+        chosen = dict(layouts.LAYOUTS)
+    chosen.update(layouts.random_layouts(random_n, seed))
+    return chosen
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sf", type=float, default=1.0, help="TPC-H scale factor (default 1)")
+    parser.add_argument(
+        "--layout", default="", help=f"comma-separated, of: {', '.join(layouts.LAYOUTS)}"
+    )
+    parser.add_argument("--random-layouts", type=int, default=0, help="seeded random layouts")
+    parser.add_argument("--seed", type=int, default=12, help="seed of the random layouts")
     parser.add_argument("--queries", default="", help="comma-separated numbers, e.g. 1,3,5")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs after a warm-up")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs after the cold one")
     parser.add_argument(
         "--copy-repeats", type=int, default=1, help="copy-then-query runs (warm-up when >1)"
     )
@@ -500,17 +291,24 @@ def main() -> None:
     parser.add_argument(
         "--timeout",
         type=float,
-        default=600.0,
+        default=300.0,
         help="seconds per query before it is stopped (peer; federated where the API takes it)",
     )
     args = parser.parse_args()
 
+    chosen = choose_layouts(args.layout, args.random_layouts, args.seed)
     numbers = tuple(int(n) for n in args.queries.split(",") if n.strip()) or None
-    rows = [Row(q) for q in (load(numbers) if numbers else load())]
-    placement = data.PLACEMENT
+    queries = load(numbers) if numbers else load()
     label = data.sf_label(args.sf)
     work = data.OUT / f"sf{label}"
-    setup: list[str] = []
+    setup: list[str] = [f"- load average at start: {_load()}"]
+    held = {
+        silo: sorted(
+            {t for layout in chosen.values() for t, s in layout.items() if s == silo},
+            key=data.TABLES.index,
+        )
+        for silo in layouts.SILO_KINDS
+    }
 
     started = time.perf_counter()
     bindir = data.ensure_tools()
@@ -518,66 +316,82 @@ def main() -> None:
     setup.append(
         f"- generate (tpchgen-cli): {'cached' if generated is None else f'{generated:.1f} s'}"
     )
-    lake_root = work / "lake"
-    data.build_lake(tables, lake_root, data.placed(placement, "lake"))
-    colocated_path = work / "colocated.duckdb"
-    loaded = data.build_colocated(tables, colocated_path)
-    setup.append(f"- co-located DuckDB load: {'cached' if loaded is None else f'{loaded:.1f} s'}")
-    sqlite_path = work / "ref.sqlite"
-    loaded = data.build_sqlite(tables, sqlite_path, data.placed(placement, "ref"))
+    sqlite_path, duckdb_path = work / "ref.sqlite", work / "wh.duckdb"
+    loaded = data.build_sqlite(tables, sqlite_path, held["ref"])
     setup.append(f"- SQLite load: {'cached' if loaded is None else f'{loaded:.1f} s'}")
+    loaded = data.build_duckdb(tables, duckdb_path, held["wh"])
+    setup.append(f"- DuckDB file load: {'cached' if loaded is None else f'{loaded:.1f} s'}")
 
+    reference = [Row(q) for q in queries]
+    run_colocated(reference, tables, args.repeats)
+    per_layout: dict[str, dict[str, Any]] = {}
+    sections: list[str] = []
+    dump: dict[str, Any] = {"sf": args.sf, "layouts": {}}
     server = start("postgres", work / "pg-server")
     try:
-        loaded = data.load_postgres(tables, server, data.placed(placement, "pg"))
+        loaded = data.load_postgres(tables, server, held["pg"])
         setup.append(f"- PostgreSQL load (ADBC ingest, keys, indexes, ANALYZE): {loaded:.1f} s")
         setup.append(f"- setup total: {time.perf_counter() - started:.1f} s")
-        try:
-            silos: dict[str, SiloResource] | None = make_silos(lake_root, server, sqlite_path)
-        except Exception as err:  # the engines that need no silo objects still run
-            silos, silo_error = None, f"silos could not be built: {_error_text(err)}"
-        run_colocated(rows, colocated_path, args.repeats)
-        if not args.skip_peer:
-            run_peer(
-                rows,
-                server,
-                lake_root,
-                sqlite_path,
-                placement,
-                work / "peer",
-                args.repeats,
-                args.timeout,
-            )
-        if silos is None:
-            for row in rows:
-                row.runs["federated"] = Outcome(error=silo_error)
-                if not args.skip_copy:
-                    row.runs["copy"] = Outcome(error=silo_error)
-            fed_note, table_bytes = silo_error, {}
-        else:
-            fed_note = run_federated(
-                rows, list(silos.values()), placement, args.repeats, args.timeout
-            )
+        for name, placement in chosen.items():
+            rows = [Row(r.query, runs={"colocated": r.runs["colocated"]}) for r in reference]
+            lake_root = work / "lakes" / name
+            data.build_lake(tables, lake_root, data.placed(placement, "lake"))
+            silos = make_silos(lake_root, server, sqlite_path, duckdb_path)
+            load_before = _load()
+            if not args.skip_peer:
+                run_peer(
+                    rows,
+                    server,
+                    lake_root,
+                    sqlite_path,
+                    duckdb_path,
+                    placement,
+                    work / "peer",
+                    args.repeats,
+                    args.timeout,
+                )
+            run_federated(rows, list(silos.values()), placement, args.repeats, args.timeout)
             if not args.skip_copy:
                 run_copy(rows, silos, placement, args.copy_repeats)
-            table_bytes = naive_bytes(rows, silos, placement)
+            check(rows)
+            per_layout[name] = layout_goals(rows)
+            title = (
+                f"### Layout {name}: {layouts.describe(placement)}\n\n"
+                f"Load average before / after: {load_before} / {_load()}"
+            )
+            sections.append(render_layout(rows, title=title))
+            dump["layouts"][name] = {
+                "placement": placement,
+                "goals": per_layout[name],
+                "queries": raw(rows),
+            }
+            (data.OUT / f"tpch_sf{label}_{name}_plans.md").write_text(render_plans(rows))
+            for silo in silos.values():
+                close = getattr(silo, "close", None)
+                if callable(close):
+                    close()
     finally:
         server.stop()
 
-    check(rows)
-    title = (
-        f"TPC-H SF{label} across silos ({_placement_text(placement)}); best of {args.repeats} "
-        f"after a warm-up; co-located = DuckDB {duckdb.__version__}, peer = DuckDB 1.5.5 ATTACH"
+    summary = render_summary(
+        per_layout,
+        title=(
+            f"## TPC-H SF{label}, {len(per_layout)} layouts; first (cold) run, then best of "
+            f"{args.repeats}; co-located = DuckDB {duckdb.__version__} over the same Parquet, "
+            f"peer = DuckDB 1.5.5 ATTACH"
+        ),
     )
-    report, raw = render(rows, title=title, setup=setup, table_bytes=table_bytes, fed_note=fed_note)
+    report = "\n".join([summary, *setup, "", *sections])
     print(report)
     data.OUT.mkdir(parents=True, exist_ok=True)
     (data.OUT / f"tpch_sf{label}.md").write_text(report)
-    (data.OUT / f"tpch_sf{label}.json").write_text(json.dumps(raw, indent=1, default=str))
-    (data.OUT / f"tpch_sf{label}_plans.md").write_text(render_plans(rows))
+    (data.OUT / f"tpch_sf{label}.json").write_text(json.dumps(dump, indent=1, default=str))
 
 
-def make_silos(lake_root: Path, server: Any, sqlite_path: Path) -> dict[str, SiloResource]:
+def make_silos(
+    lake_root: Path, server: Any, sqlite_path: Path, duckdb_path: Path
+) -> dict[str, SiloResource]:
+    from resources.silos.duckdb import DuckDBSilo
     from resources.silos.parquet import ParquetSilo
     from resources.silos.postgres import PostgresSilo
     from resources.silos.sqlite import SQLiteSilo
@@ -586,17 +400,13 @@ def make_silos(lake_root: Path, server: Any, sqlite_path: Path) -> dict[str, Sil
         "lake": ParquetSilo(name="lake", root=str(lake_root)),
         "pg": PostgresSilo(name="pg", **data.postgres_settings(server)),
         "ref": SQLiteSilo(name="ref", path=str(sqlite_path)),
+        "wh": DuckDBSilo(name="wh", path=str(duckdb_path)),
     }
 
 
-def _placement_text(placement: Mapping[str, str]) -> str:
-    silos: dict[str, list[str]] = {}
-    for table, silo in placement.items():
-        silos.setdefault(silo, []).append(table)
-    return "; ".join(
-        f"{silo} ({data.SILO_KINDS.get(silo, '?')}): {', '.join(tables)}"
-        for silo, tables in silos.items()
-    )
+def _load() -> str:
+    """The 1-minute load average (other engineers' tests make timings noisy)."""
+    return f"{os.getloadavg()[0]:.2f}"
 
 
 def _fragment(fragment: Any) -> dict[str, Any]:

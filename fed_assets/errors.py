@@ -70,3 +70,15 @@ class UnsupportedFunctionError(SiloQueryError):
         super().__init__(what, reason, fix)
         self.silo = silo
         self.function = function
+
+
+class PolicyViolation(FedAssetsError):
+    """A movement of data that a residency or export policy keeps in place."""
+
+
+class SiloTimeoutError(SiloQueryError):
+    """A silo did not answer within a time bound; the statement was cancelled in the silo."""
+
+
+class UnsafeFunctionError(SiloQueryError):
+    """SQL bound for a silo calls a function that is not on the silo's allow-list."""

@@ -1,7 +1,7 @@
 """TPC-H data for the federated benchmark: the tool venv, generation, placement and loading.
 
-Generated Parquet is cached under ``benchmarks/out/sf<N>/tables/``; the co-located DuckDB file
-and the SQLite silo file beside it are built once per scale factor and placement. PostgreSQL is a
+Generated Parquet is cached under ``benchmarks/out/sf<N>/tables/``; the SQLite and DuckDB silo
+files beside it are built once per scale factor and set of tables. PostgreSQL is a
 throwaway server, loaded afresh on every run (ADBC ingest, then keys, indexes and ANALYZE).
 """
 
@@ -17,31 +17,15 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from benchmarks.tpch.layouts import TABLES
 from tests.servers import TOOLS, Server
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "benchmarks" / "out"
 
-# Where each TPC-H table lives by default: the big fact tables in the Parquet lake, the customer
-# master data in PostgreSQL, the small reference tables in SQLite.
-PLACEMENT: dict[str, str] = {
-    "lineitem": "lake",
-    "orders": "lake",
-    "partsupp": "lake",
-    "part": "lake",
-    "customer": "pg",
-    "supplier": "pg",
-    "nation": "ref",
-    "region": "ref",
-}
-# The kind of each silo named in PLACEMENT.
-SILO_KINDS: dict[str, str] = {"lake": "parquet", "pg": "postgres", "ref": "sqlite"}
-
-TABLES = ("lineitem", "orders", "partsupp", "part", "customer", "supplier", "nation", "region")
 
 # Primary keys as the TPC-H schema declares them, and the foreign-key columns a real deployment
 # indexes (for joins and for semi-join reductions pushed into the silo).
@@ -149,20 +133,43 @@ def build_lake(tables: Path, root: Path, names: list[str]) -> None:
             shutil.copyfile(source, target)
 
 
-def build_colocated(tables: Path, path: Path) -> float | None:
-    """All 8 tables as native tables of one DuckDB file (cached); seconds spent or None."""
+def build_duckdb(tables: Path, path: Path, names: list[str]) -> float | None:
+    """``names`` as native tables of one DuckDB silo file (cached); seconds or None.
+
+    Written by the peer venv's DuckDB 1.5.5 so that both it (ATTACH) and the project's newer
+    DuckDB (which reads older storage) open the same file.
+    """
     marker = path.with_suffix(".complete")
-    if marker.exists() and path.exists():
+    if marker.exists() and path.exists() and json.loads(marker.read_text()).get("tables") == names:
         return None
     path.unlink(missing_ok=True)
     started = time.perf_counter()
-    with duckdb.connect(str(path)) as con:
-        for name in TABLES:
-            source = str(tables / f"{name}.parquet").replace("'", "''")
-            con.execute(f"CREATE TABLE {name} AS SELECT * FROM read_parquet('{source}')")
-        con.execute("CHECKPOINT")
-    marker.write_text(json.dumps({"format": CACHE_FORMAT}))
+    statements = [
+        f"CREATE TABLE {name} AS SELECT * FROM read_parquet('{tables / f'{name}.parquet'}')"
+        for name in names
+    ]
+    script = (
+        "import duckdb, json, sys\n"
+        "con = duckdb.connect(sys.argv[1])\n"
+        "for sql in json.loads(sys.argv[2]):\n"
+        "    con.execute(sql)\n"
+        "con.execute('CHECKPOINT')\n"
+        "con.close()\n"
+    )
+    python = PEER_VENV / "bin" / "python"
+    subprocess.run([str(python), "-c", script, str(path), json.dumps(statements)], check=True)
+    marker.write_text(json.dumps({"format": CACHE_FORMAT, "tables": names}))
     return time.perf_counter() - started
+
+
+def parquet_views(tables: Path) -> list[str]:
+    """``CREATE VIEW`` statements naming every generated Parquet file by its table: the
+    co-located baseline is DuckDB over the same files the lake serves."""
+    return [
+        f"CREATE VIEW {name} AS SELECT * FROM read_parquet("
+        f"'{str(tables / f'{name}.parquet').replace(chr(39), chr(39) * 2)}')"
+        for name in TABLES
+    ]
 
 
 def build_sqlite(tables: Path, path: Path, names: list[str]) -> float | None:

@@ -64,8 +64,10 @@ class PlanContext:
 @dataclass
 class Cut:
     """A fragment while planning: the silo it runs in and its tree (DuckDB dialect, ``silo.table``
-    names). ``rule`` is filled by the residency check."""
+    names). ``rule`` and ``kind`` (what its result moves as: rows, aggregates, shipped; see
+    ``fed_assets.residency.KINDS``) are filled by the residency check."""
 
     silo: str
     tree: exp.Select
     rule: str = "export allowed"
+    kind: str = "rows"

@@ -1,4 +1,5 @@
-"""Column lineage inside a fragment: which base columns an output column is computed from."""
+"""Column lineage inside a fragment: which base columns an output column is computed from, and
+whether only through an aggregate that hides each member's value."""
 
 from __future__ import annotations
 
@@ -9,10 +10,31 @@ from sqlglot import exp
 from fed_assets.query.context import PlanContext
 from fed_assets.query.tree import entries
 
+# Aggregates whose result is not any one member's value: a count, a sum, a mean, a spread. The
+# others (min, max, any_value, first/last, arg_min/arg_max, string_agg, list/array_agg, mode,
+# median, quantiles, bool_and/or, and any function sqlglot does not know) return a value of some
+# row, so a column under them counts as moving raw. An allow-list: an unknown aggregate is raw.
+VALUE_HIDING_AGGREGATES: tuple[type[exp.AggFunc], ...] = (
+    exp.Count,
+    exp.CountIf,
+    exp.Sum,
+    exp.Avg,
+    exp.Stddev,
+    exp.StddevPop,
+    exp.StddevSamp,
+    exp.Variance,
+    exp.VariancePop,
+    exp.ApproxDistinct,
+    exp.Corr,
+    exp.CovarPop,
+    exp.CovarSamp,
+)
+
 
 @dataclass(frozen=True)
 class Exported:
-    """A base column a fragment's result carries, and whether only inside an aggregate."""
+    """A base column a fragment's result carries, and whether only inside a value-hiding
+    aggregate (``VALUE_HIDING_AGGREGATES``, not as a window function)."""
 
     table: str
     column: str
@@ -36,7 +58,7 @@ def trace(node: exp.Expression, select: exp.Select, *, aggregated: bool) -> list
     out = []
     sources = {s.alias_or_name: s for s, _ in entries(select)}
     for column in node.find_all(exp.Column):
-        inside = aggregated or column.find_ancestor(exp.AggFunc) is not None
+        inside = aggregated or hidden_by_aggregate(column)
         source = sources.get(column.table)
         if isinstance(source, exp.Table):
             out.append(Exported(source.name, column.name, inside))
@@ -46,6 +68,21 @@ def trace(node: exp.Expression, select: exp.Select, *, aggregated: bool) -> list
                 if projection.alias_or_name == column.name:
                     out.extend(trace(projection, inner, aggregated=inside))
     return out
+
+
+def hidden_by_aggregate(column: exp.Column) -> bool:
+    """Whether ``column`` is read only inside a value-hiding aggregate of its own query: every
+    aggregate around it hides values, and none is a window function (one value per row)."""
+    node, found = column.parent, False
+    while node is not None and not isinstance(node, exp.Select):
+        if isinstance(node, exp.Window):
+            return False
+        if isinstance(node, exp.AggFunc):
+            if not isinstance(node, VALUE_HIDING_AGGREGATES):
+                return False
+            found = True
+        node = node.parent
+    return found
 
 
 def base_column(

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 from sqlglot import exp
 
+from fed_assets.residency import Route
+
 
 @dataclass(frozen=True)
 class Estimate:
@@ -30,6 +32,7 @@ class FragmentPlan:
         tables: the silo tables it reads.
         estimate: what the cost model expects it to return.
         rule: the residency rule that allows its result to leave the silo.
+        kind: what its result moves as (``"rows"``, ``"aggregates"``, ``"shipped"``).
     """
 
     id: str
@@ -40,16 +43,19 @@ class FragmentPlan:
     estimate: Estimate
     rule: str = "export allowed"
     source_region: str = "local"
+    kind: str = "rows"
 
 
 @dataclass(frozen=True)
 class SemiJoin:
-    """Send ``source``'s distinct ``source_column`` values into ``target`` as a filter."""
+    """Send ``source``'s distinct ``source_column`` values into ``target`` as a filter; ``rule``
+    is the residency rule that lets the keys go into the target's region."""
 
     source: str
     source_column: str
     target: str
     target_column: str
+    rule: str = "export allowed"
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,9 @@ class QueryResult:
     plan: Plan
     fragments: tuple[FragmentRun, ...]
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    routes: tuple[Route, ...] = ()
+    """Every movement the query made: fragment results, semi-join keys, shipped tables and a
+    shipped plan's result, each with its rows, bytes and the rule that allowed it."""
 
     @property
     def planning_ms(self) -> float:
@@ -119,16 +128,16 @@ class QueryResult:
 
     @property
     def bytes_moved(self) -> int:
-        """Total bytes moved out of silos into the embedded engine."""
-        return sum(f.bytes for f in self.fragments)
+        """Total bytes moved on every route (out of silos, keys into silos)."""
+        return sum(r.bytes or 0 for r in self.routes)
 
     @property
     def bytes_by_route(self) -> dict[tuple[str, str, str], int]:
-        """Bytes moved by (source silo, source region, destination region)."""
+        """Bytes moved by (source silo, source region, destination region), keys included."""
         out: dict[tuple[str, str, str], int] = {}
-        for f in self.fragments:
-            key = (f.silo, f.source_region, f.destination_region)
-            out[key] = out.get(key, 0) + f.bytes
+        for r in self.routes:
+            key = (r.silo, r.source_region, r.destination_region)
+            out[key] = out.get(key, 0) + (r.bytes or 0)
         return out
 
     def explain(self) -> str:

@@ -18,6 +18,7 @@ from sqlglot.optimizer.pushdown_projections import pushdown_projections
 from sqlglot.optimizer.simplify import simplify
 
 from fed_assets.errors import ConfigurationError
+from fed_assets.filters import check_functions
 from fed_assets.query.context import PlanContext, SchemaSource, live_schema
 from fed_assets.query.cost import estimate_fragment
 from fed_assets.query.model import FragmentPlan, Plan
@@ -98,6 +99,9 @@ def plan(
         schema_source=schema_source,
     )
     expression = parse_query(sql, read=read)
+    # Before any rule: a function off the allow-list is refused whichever silo it would reach.
+    allowed = {name for silo in silo_map.values() for name in silo.allowed_functions}
+    check_functions(expression, dialect="duckdb", where="query", allowed=allowed)
     for rule in RULES:
         wanted = inspect.signature(rule).parameters
         expression = rule(expression, context) if "context" in wanted else rule(expression)
@@ -114,6 +118,7 @@ def plan(
             estimate=estimate_fragment(cut, context, reduced=fragment_id),
             rule=cut.rule,
             source_region=context.silos[cut.silo].region,
+            kind=cut.kind,
         )
         for fragment_id, cut in context.cuts.items()
     )

@@ -207,8 +207,13 @@ def test_materialisation_records_plan_movement_residency_and_schema(online, shop
         assert meta[f"bytes moved/{silo}"] > 0
     assert meta["bytes moved"] == meta["bytes moved/crm"] + meta["bytes moved/lake"]
     audit = meta["residency audit"]
-    assert re.search(r"\| crm \| eu \| eu \| [\d,]+ \| same region \(eu\) \|", audit)
-    assert re.search(r"\| lake \| us \| eu \| [\d,]+ \| export allowed \|", audit)
+    assert re.search(
+        r"\| \w+ \| __f\d \| crm \| eu \| eu \| [\d,]+ \| [\d,]+ \| same region \(eu\) \|", audit
+    )
+    assert re.search(
+        r"\| aggregates \| __f\d \| lake \| us \| eu \| [\d,]+ \| [\d,]+ \| export allowed \|",
+        audit,
+    )
     assert set(meta["seconds by stage"]) == {"planning", "fragments", "residual"}
     assert "```sql" in meta["fragment sql"] and '"customers"' in meta["fragment sql"]
 

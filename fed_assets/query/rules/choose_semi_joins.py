@@ -1,6 +1,8 @@
 """Semi-join reduction: send a small fragment's join keys into a big fragment's silo as a filter.
 
-Chosen from estimates here; applied at run time, when the small side's actual distinct keys are
+Chosen from estimates here, and only where the source's residency policy lets its keys go into
+the target silo's region (``key_movement``; otherwise the join runs above, over what may leave);
+applied at run time, when the small side's actual distinct keys are
 known (``execute``), and skipped there if they turn out to be too many.
 
 A fragment may take keys on several of its join columns (lineitem ⋈ orders filtered by both the
@@ -15,9 +17,11 @@ from __future__ import annotations
 
 from sqlglot import exp
 
+from fed_assets.errors import PolicyViolation
 from fed_assets.query.context import PlanContext
 from fed_assets.query.cost import base_rows, estimate_fragment
 from fed_assets.query.model import SemiJoin
+from fed_assets.query.rules.enforce_residency import key_movement
 from fed_assets.query.tree import conjuncts, entries, is_inner
 
 # Largest key list sent into a silo: an IN list this long still parses and plans in
@@ -87,11 +91,17 @@ def _choose(pairs, base: dict[str, float], estimates: dict[str, float], context)
             s_rows, b_rows = estimates[s_id], base[b_id]
             if s_rows > SEMIJOIN_MAX_KEYS or b_rows < max(SEMIJOIN_MIN_RATIO * s_rows, 1):
                 continue
-            if not context.silos[context.cuts[b_id].silo].supports("filter"):
+            target = context.silos[context.cuts[b_id].silo]
+            if not target.supports("filter"):
                 continue
             current = chosen.get((b_id, b_col))
-            if current is None or estimates[current.source] > s_rows:
-                chosen[(b_id, b_col)] = SemiJoin(s_id, s_col, b_id, b_col)
+            if current is not None and estimates[current.source] <= s_rows:
+                continue
+            try:  # keys the source's policy keeps out of the target's region: join above
+                rule = key_movement(context.cuts[s_id], s_col, context, target.region)
+            except PolicyViolation:
+                continue
+            chosen[(b_id, b_col)] = SemiJoin(s_id, s_col, b_id, b_col, rule)
     return chosen
 
 

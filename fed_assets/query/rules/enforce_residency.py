@@ -1,30 +1,34 @@
 """Residency: no fragment ships a column or row that its source's policy keeps in its region.
 
-For each fragment, the base columns its result carries are traced through its projections. Data
-staying in the silo's own region is always allowed. Leaving it:
+For each fragment, the base columns its result carries are traced through its projections
+(``fed_assets.query.lineage``) and classified by what they reveal: a column read only inside a
+value-hiding aggregate (count, sum, avg, stddev, ...) moves as an aggregate; one projected, used as
+a group label, or read under an aggregate that returns a member's value (min, max, string_agg, ...)
+moves raw. Groups that are single rows (a GROUP BY on a unique key or on a PII column) reveal rows,
+so their aggregates count as raw too.
 
-- ``export: none`` refuses;
-- PII columns may leave only inside an aggregate;
-- ``export: aggregates_only`` needs the fragment to aggregate in place (which the planner already
-  does where the whole aggregate fits in the silo); groups smaller than ``min_group_size`` are
-  suppressed by a ``HAVING COUNT(*) >= k`` added to the fragment;
-- ``allowed_regions``, when set, must contain the engine's region.
-
-Anything else is refused before a single byte moves, with a ``PolicyViolation`` that names the
-table, column, rule and what would satisfy it. Each allowed fragment records the rule that let it.
+Each table of the fragment is then checked by ``fed_assets.residency.check_movement``, the one
+piece that decides every movement (semi-join keys and shipped tables included). Under
+``export: aggregates_only``, and for PII read inside aggregates, groups smaller than
+``group_floor`` (``min_group_size``, at least 2) are suppressed by a ``HAVING COUNT(*) >= k``
+added to the fragment. Anything refused raises ``PolicyViolation`` before a single
+byte moves; each allowed fragment records the rule that let it.
 """
 
 from __future__ import annotations
 
 from sqlglot import exp
 
-from fed_assets.errors import FedAssetsError
+from fed_assets.errors import PolicyViolation
 from fed_assets.query.context import Cut, PlanContext
-from fed_assets.query.lineage import Exported, exported_columns
+from fed_assets.query.lineage import Exported, exported_columns, trace
+from fed_assets.residency import check_movement, group_floor
 
+# A column counts as a unique key when its distinct values are at least this share of the rows:
+# groups on it then hold under two rows on average, so an aggregate per group is mostly one row's.
+UNIQUE_SHARE = 0.5
 
-class PolicyViolation(FedAssetsError):
-    """A query would move data that a residency or export policy keeps in place."""
+__all__ = ["PolicyViolation", "check_export", "enforce_residency", "key_movement"]
 
 
 def enforce_residency(expression: exp.Expression, context: PlanContext) -> exp.Expression:
@@ -34,65 +38,66 @@ def enforce_residency(expression: exp.Expression, context: PlanContext) -> exp.E
     return expression
 
 
-def check_export(cut: Cut, context: PlanContext, region: str | None) -> str:
+def check_export(cut: Cut, context: PlanContext, region: str | None, *, kind: str = "rows") -> str:
     """The rule that lets ``cut``'s result move to ``region`` (``None``: no region set), or a
-    ``PolicyViolation``; tightens the fragment where a rule asks for it (small groups)."""
+    ``PolicyViolation``; tightens the fragment where a rule asks for it (small groups).
+
+    Args:
+        kind: ``"rows"`` for a result going to the engine, ``"shipped"`` for one registered in
+            another silo (an aggregating fragment moves as ``"aggregates"`` either way).
+    """
     silo = context.silos[cut.silo]
-    destination = region or "the embedded engine (no region set)"
     if region is not None and region == silo.region:
+        cut.kind = "aggregates" if _is_aggregate(cut.tree) else kind
         return f"same region ({silo.region})"
     exported = exported_columns(cut.tree)
-    tables = {t.name for t in cut.tree.find_all(exp.Table)}
-    rules = []
     aggregate = _is_aggregate(cut.tree)
-    for key in sorted(tables):
+    rules, kinds = [], set()
+    for key in sorted({t.name for t in cut.tree.find_all(exp.Table)}):
         actual = context.spelling[(cut.silo, key)][0]
         policy = silo.policy.for_table(actual)
-        where = f"silo '{silo.name}' (region {silo.region}), table '{actual}'"
-        if policy.export == "none":
-            raise PolicyViolation(
-                where,
-                f"rule export=none: nothing may leave the silo, but the plan moves it to {destination}",
-                f"run the query in region {silo.region} (engine_region='{silo.region}') or drop the "
-                "table from it",
-            )
-        if policy.allowed_regions and region not in policy.allowed_regions:
-            raise PolicyViolation(
-                where,
-                f"rule allowed_regions={list(policy.allowed_regions)}: the plan moves its data to "
-                f"{destination}",
-                f"run the query in one of {list(policy.allowed_regions)}",
-            )
-        for col in exported:
-            if col.table == key and col.column in policy.pii_columns and not col.aggregated:
-                raise PolicyViolation(
-                    f"{where}, column '{col.column}'",
-                    f"rule pii: personal data never leaves region {silo.region}, but the plan "
-                    f"ships the column to {destination}",
-                    "drop the column from the query, use it only inside an aggregate, or join and "
-                    f"filter on it within silo '{silo.name}'",
-                )
-        if policy.export == "aggregates_only":
-            raw = [
-                c
-                for c in exported
-                if c.table == key and not c.aggregated and not _grouped(c, cut.tree)
-            ]
-            if not aggregate or raw:
-                column = f", column '{raw[0].column}'" if raw else ""
-                raise PolicyViolation(
-                    f"{where}{column}",
-                    "rule export=aggregates_only: only aggregates may leave the silo, but the "
-                    "plan ships rows",
-                    f"aggregate the table in a subquery that reads only silo '{silo.name}' "
-                    f"(GROUP BY ...), with groups of at least {policy.min_group_size} rows",
-                )
-            if policy.min_group_size > 1:
-                _suppress_small_groups(cut.tree, policy.min_group_size)
-            rules.append(f"{actual}: aggregates only, groups ≥ {policy.min_group_size}")
-        elif policy.pii_columns & {c.column for c in exported if c.table == key}:
-            rules.append(f"{actual}: PII only inside aggregates")
+        mine = [c for c in exported if c.table == key]
+        guarded = policy.export == "aggregates_only" or any(
+            c.aggregated and c.column.lower() in policy.pii_columns for c in mine
+        )
+        one_row = guarded and aggregate and _single_row_groups(cut, context)
+        # Group keys shape what leaves even when not projected: a GROUP BY on a PII column is
+        # one group per person.
+        raw = [c.column for c in mine if not c.aggregated or one_row] + _group_columns(cut, key)
+        hidden = [c.column for c in mine if c.aggregated and not one_row]
+        labels_only = all(_grouped(c, cut.tree) for c in mine if not c.aggregated)
+        moves = "aggregates" if aggregate and labels_only and not one_row else kind
+        route = check_movement(
+            silo, actual, raw, kind=moves, destination_region=region, aggregated=hidden
+        )
+        if guarded and moves == "aggregates":
+            _suppress_small_groups(cut.tree, group_floor(policy))
+        kinds.add(moves)
+        if route.rule != "export allowed":
+            rules.append(route.rule)
+    cut.kind = kinds.pop() if len(kinds) == 1 else kind
     return "; ".join(rules) or "export allowed"
+
+
+def key_movement(cut: Cut, column: str, context: PlanContext, region: str) -> str:
+    """The rule that lets ``cut``'s distinct ``column`` values go into a silo of ``region`` as
+    semi-join keys, or a ``PolicyViolation`` (the planner then leaves the semi-join out)."""
+    silo = context.silos[cut.silo]
+    if region == silo.region:
+        return f"same region ({silo.region})"
+    tree = cut.tree
+    projection = next((p for p in tree.expressions if p.alias_or_name == column), None)
+    bases = trace(projection, tree, aggregated=False) if projection is not None else []
+    tables = sorted({t.name for t in tree.find_all(exp.Table)})
+    rules = []
+    for key in tables:
+        actual = context.spelling[(cut.silo, key)][0]
+        columns = [b.column for b in bases if b.table == key]
+        if columns or not bases:  # a computed key: checked against every table it may carry
+            rules.append(
+                check_movement(silo, actual, columns, kind="keys", destination_region=region).rule
+            )
+    return "; ".join(sorted(set(rules))) or "export allowed"
 
 
 def _is_aggregate(tree: exp.Expression) -> bool:
@@ -105,6 +110,38 @@ def _grouped(col: Exported, tree: exp.Expression) -> bool:
     """Whether the column is a GROUP BY key of the fragment (a group label, not a row)."""
     group = tree.args.get("group") if isinstance(tree, exp.Select) else None
     return bool(group) and any(c.name == col.column for c in group.find_all(exp.Column))
+
+
+def _group_columns(cut: Cut, table: str) -> list[str]:
+    """Base columns of ``table`` the fragment's GROUP BY reads."""
+    group = cut.tree.args.get("group")
+    if not group:
+        return []
+    bases = [b for g in group.expressions for b in trace(g, cut.tree, aggregated=False)]
+    return [b.column for b in bases if b.table == table]
+
+
+def _single_row_groups(cut: Cut, context: PlanContext) -> bool:
+    """Whether the fragment groups by a PII column or a (nearly) unique column: its groups are
+    then single rows, and what it aggregates per group is a row's value."""
+    from fed_assets.query.cost import table_stats  # cost reads the context; keep imports light
+
+    group = cut.tree.args.get("group")
+    if not group:
+        return False
+    silo = context.silos[cut.silo]
+    for expression in group.expressions:
+        for base in trace(expression, cut.tree, aggregated=False):
+            actual = context.spelling[(cut.silo, base.table)][0]
+            if base.column.lower() in silo.policy.for_table(actual).pii_columns:
+                return True
+            stats = table_stats(silo, actual)
+            col = next(
+                (c for n, c in stats.columns.items() if n.lower() == base.column.lower()), None
+            )
+            if stats.rows and col is not None and (col.ndv or 0) >= UNIQUE_SHARE * stats.rows:
+                return True
+    return False
 
 
 def _suppress_small_groups(tree: exp.Select, k: int) -> None:

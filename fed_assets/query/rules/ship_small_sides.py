@@ -67,7 +67,9 @@ def ship_small_sides(expression: exp.Expression, context: PlanContext) -> exp.Ex
         region = context.silos[host].region
         for cut in context.cuts.values():
             if cut.silo != host:
-                cut.rule = f"{check_export(cut, context, region)}; shipped into silo '{host}'"
+                rule = check_export(cut, context, region, kind="shipped")
+                cut.rule = f"{rule}; shipped into silo '{host}'"
+                cut.kind = "shipped"
         # Keys from the host's fragments would come from fragments that no longer run alone.
         context.semi_joins = [
             sj for sj in context.semi_joins if context.cuts[sj.source].silo != host
@@ -94,11 +96,12 @@ def _may_ship(shipped: list[str], host: str, context: PlanContext) -> bool:
     region = context.silos[host].region
     for fid in shipped:
         cut = context.cuts[fid]
-        saved = cut.tree.copy()
+        saved, kind = cut.tree.copy(), cut.kind
         try:
-            check_export(cut, context, region)
+            check_export(cut, context, region, kind="shipped")
         except PolicyViolation:
             return False
         finally:
             cut.tree = saved  # the check may tighten the tree; the ordinary plan keeps its own
+            cut.kind = kind
     return True
