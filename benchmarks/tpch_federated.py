@@ -51,7 +51,6 @@ from benchmarks.tpch.report import (
     Row,
     check,
     layout_goals,
-    q_error,
     raw,
     render_layout,
     render_plans,
@@ -147,9 +146,7 @@ def run_federated(
                 "bytes_moved": getattr(result, "bytes_moved", None),
                 "planning_ms": getattr(result, "planning_ms", None),
                 "fragments": [_fragment(f) for f in getattr(result, "fragments", [])],
-                "q_error": max(
-                    (q_error(f.est_rows, f.rows) or 1.0 for f in result.fragments), default=None
-                ),
+                "q_error": max((f.q_error for f in result.fragments), default=None),
                 "decisions": list(getattr(result.plan, "decisions", ()))
                 + list(getattr(result, "decisions", ())),
                 "sql": sql,

@@ -342,7 +342,13 @@ def run_metadata(result: QueryResult) -> dict[str, Any]:
         ),
         "rows estimated vs actual": dg.MetadataValue.json(
             [
-                {"fragment": f.id, "silo": f.silo, "estimated": round(f.est_rows), "actual": f.rows}
+                {
+                    "fragment": f.id,
+                    "silo": f.silo,
+                    "estimated": round(f.est_rows),
+                    "actual": f.rows,
+                    "q_error": round(f.q_error, 2),
+                }
                 for f in result.fragments
             ]
         ),

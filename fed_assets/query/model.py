@@ -109,6 +109,12 @@ class FragmentRun:
     attempts: int = 1
     semi_join_keys: int | None = None
 
+    @property
+    def q_error(self) -> float:
+        """How far the row estimate was off: max(est/actual, actual/est), both at least 1."""
+        estimated, actual = max(self.est_rows, 1.0), max(float(self.rows), 1.0)
+        return max(estimated / actual, actual / estimated)
+
 
 @dataclass(frozen=True)
 class QueryResult:

@@ -25,6 +25,7 @@ from fed_assets.query.rules.check_join_types import check_join_types
 from fed_assets.query.rules.choose_semi_joins import choose_semi_joins
 from fed_assets.query.rules.derive_predicates import derive_predicates
 from fed_assets.query.rules.enforce_residency import enforce_residency
+from fed_assets.query.rules.factor_disjunctions import factor_disjunctions
 from fed_assets.query.rules.inline_ctes import inline_ctes
 from fed_assets.query.rules.isolate_tables import isolate_tables
 from fed_assets.query.rules.merge_same_silo import merge_same_silo, render
@@ -53,6 +54,7 @@ RULES = (
     isolate_tables,
     pushdown_projections,
     normalize,
+    factor_disjunctions,
     derive_predicates,
     pushdown_predicates,
     pushdown_projections,  # again: columns only the pushed predicates used need not leave

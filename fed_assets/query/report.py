@@ -45,7 +45,8 @@ def explain_result(result: QueryResult) -> str:
     for f in result.fragments:
         sj = f", filtered by {f.semi_join_keys:,} semi-join keys" if f.semi_join_keys else ""
         lines.append(
-            f"  {f.id} {f.silo}: {f.rows:,} rows (est {f.est_rows:,.0f}), {_mb(f.bytes)} "
+            f"  {f.id} {f.silo}: {f.rows:,} rows (est {f.est_rows:,.0f}, q-error "
+            f"{f.q_error:.1f}), {_mb(f.bytes)} "
             f"{f.source_region} → {f.destination_region}, {f.seconds:.3f} s{sj}"
         )
     lines.append(
@@ -58,13 +59,13 @@ def explain_result(result: QueryResult) -> str:
 def fragments_markdown(result: QueryResult) -> str:
     """A Markdown table of fragments: silo, rows, bytes, seconds, estimates, rule."""
     rows = [
-        "| fragment | silo | route | rows | est. rows | MB | est. MB | s | residency rule |",
-        "|---|---|---|---:|---:|---:|---:|---:|---|",
+        "| fragment | silo | route | rows | est. rows | q-error | MB | est. MB | s | residency rule |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for f in result.fragments:
         rows.append(
             f"| {f.id} | {f.silo} | {f.source_region} → {f.destination_region} | {f.rows:,} | "
-            f"{f.est_rows:,.0f} | {f.bytes / 1e6:,.3f} | {f.est_bytes / 1e6:,.3f} | "
+            f"{f.est_rows:,.0f} | {f.q_error:.1f} | {f.bytes / 1e6:,.3f} | {f.est_bytes / 1e6:,.3f} | "
             f"{f.seconds:.3f} | {f.rule} |"
         )
     return "\n".join(rows)
