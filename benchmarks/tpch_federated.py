@@ -299,13 +299,21 @@ def main() -> None:
     label = data.sf_label(args.sf)
     work = data.OUT / f"sf{label}"
     setup: list[str] = [f"- load average at start: {_load()}"]
+    # Each file silo holds every table any named (or chosen) layout puts there, so runs with
+    # different --layout options share one cached SQLite and DuckDB file.
     held = {
         silo: sorted(
-            {t for layout in chosen.values() for t, s in layout.items() if s == silo},
+            {
+                t
+                for layout in [*layouts.LAYOUTS.values(), *chosen.values()]
+                for t, s in layout.items()
+                if s == silo
+            },
             key=data.TABLES.index,
         )
         for silo in layouts.SILO_KINDS
     }
+    held["pg"] = [t for t in data.TABLES if any(layout[t] == "pg" for layout in chosen.values())]
 
     started = time.perf_counter()
     bindir = data.ensure_tools()

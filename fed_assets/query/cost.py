@@ -304,11 +304,17 @@ def row_width(tree: exp.Expression, silo_name: str, context: PlanContext) -> flo
 
 
 def _column_width(column: exp.Column, silo_name: str, context: PlanContext) -> float:
-    for (silo, _table), schema in context.arrow.items():
-        if silo == silo_name and column.name in {n.lower() for n in schema.names}:
-            field = next(f for f in schema if f.name.lower() == column.name)
-            return float(arrow_width(field.type))
-    return 8.0
+    """Arrow bytes of a column of ``silo_name``'s tables (8 when unknown), indexed once per
+    planning run and again when more schemas have been read."""
+    seen, widths = context.widths.get(silo_name, (-1, {}))
+    if seen != len(context.arrow):
+        widths = {}
+        for (silo, _table), schema in context.arrow.items():
+            if silo == silo_name:
+                for f in schema:
+                    widths.setdefault(f.name.lower(), float(arrow_width(f.type)))
+        context.widths[silo_name] = (len(context.arrow), widths)
+    return widths.get(column.name, 8.0)
 
 
 def _stats_for(table: exp.Table, silo_name: str, context: PlanContext) -> TableStats | None:

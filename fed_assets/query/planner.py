@@ -7,9 +7,10 @@ each table with its projections and predicates); ours cut fragments, check resid
 
 from __future__ import annotations
 
+import functools
 import inspect
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from sqlglot import exp
 from sqlglot.optimizer.normalize import normalize
@@ -101,8 +102,7 @@ def plan(
     )
     expression = parse_query(sql, read=read)
     for rule in RULES:
-        wanted = inspect.signature(rule).parameters
-        expression = rule(expression, context) if "context" in wanted else rule(expression)
+        expression = rule(expression, context) if _wants_context(rule) else rule(expression)
     residual = simplify(expression)
     fragments = tuple(
         FragmentPlan(
@@ -130,6 +130,12 @@ def plan(
         planning_ms=(time.perf_counter() - started) * 1000,
         rules=tuple(r.__name__.lstrip("_") for r in RULES),
     )
+
+
+@functools.cache
+def _wants_context(rule: Callable) -> bool:
+    """Whether a rule takes the ``PlanContext`` (asked once per rule: ``inspect`` is slow)."""
+    return "context" in inspect.signature(rule).parameters
 
 
 def parse_query(sql: str, *, read: str = "duckdb") -> exp.Expression:
