@@ -1,5 +1,6 @@
 # fed-assets: `make demo` runs the embedded demo in Dagster's UI; `make test` runs the tests
-# against real servers. Both create .venv on first use.
+# against real servers. Both create .venv on first use; `make test` also installs the system
+# packages the tests need (PostgreSQL 15's server, Chromium) when they are missing.
 
 PYTHON ?= python3
 VENV := .venv
@@ -8,11 +9,20 @@ STAMP := $(VENV)/.installed-stamp
 TOOLS_STAMP := .venv-tools/.installed-stamp
 PYTEST_ARGS ?=
 PGBIN ?= /usr/lib/postgresql/15/bin
+CHROMIUM ?= chromium
+
+# Debian packages the tests need and do not find: PostgreSQL 15's server binaries (not on PATH)
+# and Chromium for the UI test. `make -n system` shows what would be installed.
+MISSING_SYSTEM := $(strip \
+  $(if $(wildcard $(PGBIN)/initdb),,postgresql-15) \
+  $(if $(shell command -v $(CHROMIUM) 2>/dev/null),,chromium))
+# apt-get as root (CI machines have no sudo), else through sudo where there is one.
+APT := $(if $(filter 0,$(shell id -u)),,$(if $(shell command -v sudo 2>/dev/null),sudo ,))apt-get
 
 export FED_ASSETS_DATA ?= $(CURDIR)/data/demo
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install tools seed demo test lint format clean
+.PHONY: install tools system seed demo test lint format clean
 
 install: $(STAMP)
 
@@ -42,8 +52,13 @@ $(DAGSTER_HOME)/dagster.yaml:
 demo: seed $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
-test: install tools
-	@test -x $(PGBIN)/initdb || { echo "PostgreSQL 15 server binaries missing in $(PGBIN): apt-get install -y postgresql-15"; exit 1; }
+system:
+ifneq ($(MISSING_SYSTEM),)
+	$(APT) update -qq
+	DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq --no-install-recommends $(MISSING_SYSTEM)
+endif
+
+test: system install tools
 	$(BIN)/python -m tests.servers run -- $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint:

@@ -5,36 +5,35 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from fed_assets.catalog import Catalog, table_asset_key
-from fed_assets.config import SILO_KINDS, silo_from_config, silos_from_yaml
-from fed_assets.definitions import build_definitions
-from fed_assets.errors import (
-    ConfigurationError,
-    CorruptDataError,
-    EmptyTableError,
-    FedAssetsError,
-    QuerySyntaxError,
-    ReadOnlyViolation,
-    SiloAuthError,
-    SiloQueryError,
-    SiloUnreachableError,
-    UnknownColumnError,
-    UnknownSiloError,
-    UnknownTableError,
-)
-from fed_assets.query import PolicyViolation, QueryResult, explain, query
-from fed_assets.query.asset import federated_asset
-from fed_assets.silo import (
-    Capabilities,
-    ColumnStats,
-    Silo,
-    SiloPolicy,
-    SiloResource,
-    TableStats,
-    TableVersion,
-)
-
 if TYPE_CHECKING:
+    from fed_assets.catalog import Catalog, table_asset_key
+    from fed_assets.config import SILO_KINDS, silo_from_config, silos_from_yaml
+    from fed_assets.definitions import build_definitions
+    from fed_assets.errors import (
+        ConfigurationError,
+        CorruptDataError,
+        EmptyTableError,
+        FedAssetsError,
+        QuerySyntaxError,
+        ReadOnlyViolation,
+        SiloAuthError,
+        SiloQueryError,
+        SiloUnreachableError,
+        UnknownColumnError,
+        UnknownSiloError,
+        UnknownTableError,
+    )
+    from fed_assets.query import PolicyViolation, QueryResult, explain, query
+    from fed_assets.query.asset import federated_asset
+    from fed_assets.silo import (
+        Capabilities,
+        ColumnStats,
+        Silo,
+        SiloPolicy,
+        SiloResource,
+        TableStats,
+        TableVersion,
+    )
     from io_managers.results import ParquetResultsIOManager
     from io_managers.silo import SiloIOManager, silo_io_manager
     from resources.silos.bigquery import BigQuerySilo
@@ -45,20 +44,79 @@ if TYPE_CHECKING:
     from resources.silos.snowflake import SnowflakeSilo
     from resources.silos.sqlite import SQLiteSilo
 
-# Imported on first use: each silo kind pulls in its own driver (Snowflake, BigQuery, ...).
+# The public API, name → "module:attribute", imported on first use: `import fed_assets` (and so
+# the CLI's --help) stays fast, each silo kind pulls in only its own driver, and no module of the
+# package depends on the package's __init__ having run (no import cycles through it).
 _LAZY = {
-    **{path.split(":")[1]: path for path in SILO_KINDS.values()},
+    **{name: f"fed_assets.catalog:{name}" for name in ("Catalog", "table_asset_key")},
+    **{
+        name: f"fed_assets.config:{name}"
+        for name in ("SILO_KINDS", "silo_from_config", "silos_from_yaml")
+    },
+    "build_definitions": "fed_assets.definitions:build_definitions",
+    **{
+        name: f"fed_assets.errors:{name}"
+        for name in (
+            "ConfigurationError",
+            "CorruptDataError",
+            "EmptyTableError",
+            "FedAssetsError",
+            "QuerySyntaxError",
+            "ReadOnlyViolation",
+            "SiloAuthError",
+            "SiloQueryError",
+            "SiloUnreachableError",
+            "UnknownColumnError",
+            "UnknownSiloError",
+            "UnknownTableError",
+        )
+    },
+    **{
+        name: f"fed_assets.query:{name}"
+        for name in ("PolicyViolation", "QueryResult", "explain", "query")
+    },
+    "federated_asset": "fed_assets.query.asset:federated_asset",
+    **{
+        name: f"fed_assets.silo:{name}"
+        for name in (
+            "Capabilities",
+            "ColumnStats",
+            "Silo",
+            "SiloPolicy",
+            "SiloResource",
+            "TableStats",
+            "TableVersion",
+        )
+    },
+    # silo kinds (the same table as fed_assets.config.SILO_KINDS)
+    "BigQuerySilo": "resources.silos.bigquery:BigQuerySilo",
+    "DeltaSilo": "resources.silos.delta:DeltaSilo",
+    "DuckDBSilo": "resources.silos.duckdb:DuckDBSilo",
+    "ParquetSilo": "resources.silos.parquet:ParquetSilo",
+    "PostgresSilo": "resources.silos.postgres:PostgresSilo",
+    "SQLiteSilo": "resources.silos.sqlite:SQLiteSilo",
+    "SnowflakeSilo": "resources.silos.snowflake:SnowflakeSilo",
     "ParquetResultsIOManager": "io_managers.results:ParquetResultsIOManager",
     "SiloIOManager": "io_managers.silo:SiloIOManager",
     "silo_io_manager": "io_managers.silo:silo_io_manager",
+    # training pulls in torch and transformers
+    "fine_tune": "fed_assets.train.fine_tune:fine_tune",
+    "FineTunedModel": "fed_assets.train.model:FineTunedModel",
+    "TrainingConfig": "fed_assets.train.config:TrainingConfig",
 }
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         module, attr = _LAZY[name].split(":")
-        return getattr(importlib.import_module(module), attr)
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value  # later look-ups skip __getattr__
+        return value
     raise AttributeError(f"module 'fed_assets' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 __all__ = [
@@ -92,15 +150,17 @@ __all__ = [
     "silo_from_config",
     "silos_from_yaml",
     "table_asset_key",
-    # imported on first use (see _LAZY)
     "BigQuerySilo",
     "DeltaSilo",
     "DuckDBSilo",
+    "FineTunedModel",
     "ParquetResultsIOManager",
     "ParquetSilo",
     "PostgresSilo",
     "SQLiteSilo",
     "SiloIOManager",
     "SnowflakeSilo",
+    "TrainingConfig",
+    "fine_tune",
     "silo_io_manager",
 ]

@@ -15,23 +15,29 @@ import os
 import re
 import tempfile
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pyarrow as pa
 
 from fed_assets.errors import FedAssetsError
-from fed_assets.silo import SiloResource
+from fed_assets.silo import SiloResource, TableVersion
 
 log = logging.getLogger(__name__)
 
 # The asset key metadata the silo IO manager reads to find the silo table behind an asset.
 SILO_META = "fed/silo"
 TABLE_META = "fed/table"
-# Resource key of the IO manager that reads silo tables in place.
+# Resource key prefix of the IO managers that read silo tables in place: one per silo, so a step
+# requires (and starts) only the silos it reads.
 SILO_IO_MANAGER_KEY = "silo_io_manager"
+# The tags Dagster reads a data version from (those of ``ObserveResult(data_version=...)``);
+# written by hand only where Dagster offers no public way: an observation logged during a read.
+DATA_VERSION_TAG = "dagster/data_version"
+DATA_VERSION_IS_USER_PROVIDED_TAG = "dagster/data_version_is_user_provided"
 
 _KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 
@@ -53,6 +59,46 @@ class CatalogTable:
 def table_asset_key(silo: str, table: str) -> dg.AssetKey:
     """The asset key of ``silo.table``: ``[silo, table]`` with characters Dagster refuses → '_'."""
     return dg.AssetKey([_KEY_UNSAFE.sub("_", silo), _KEY_UNSAFE.sub("_", table)])
+
+
+def silo_io_manager_key(silo: str) -> str:
+    """The resource key of the IO manager that reads ``silo``'s tables in place."""
+    return f"{SILO_IO_MANAGER_KEY}__{_KEY_UNSAFE.sub('_', silo)}"
+
+
+def version_metadata(version: TableVersion) -> dict[str, str]:
+    """What an observation shows of a table's change fingerprint."""
+    return {"version/method": version.method, "version/detail": version.detail}
+
+
+def read_observation(
+    key: dg.AssetKey, version: TableVersion, metadata: Mapping[str, Any] | None = None
+) -> dg.AssetObservation:
+    """An observation of silo table ``key`` at ``version``, recorded by whatever reads it: it
+    carries the same data version as the source's own observation (``Catalog.source_assets``)."""
+    return dg.AssetObservation(
+        asset_key=key,
+        metadata={**version_metadata(version), **(metadata or {})},
+        tags={DATA_VERSION_TAG: version.fingerprint, DATA_VERSION_IS_USER_PROVIDED_TAG: "true"},
+    )
+
+
+def record_read(step_context, observation: dg.AssetObservation) -> None:
+    """Record ``observation`` of a source now, and make the running step's provenance use it.
+
+    Dagster reads the data versions of a step's inputs before the step loads them; a read that
+    observes a newer version must replace that record, or the output would claim to be built on
+    the version seen before (and look stale at once). Creating the step event stores it in the
+    instance; wiping the step's cached input version makes Dagster look it up again when it
+    records the output.
+
+    Args:
+        step_context: the running step's ``StepExecutionContext``.
+    """
+    from dagster._core.events import DagsterEvent  # no public API logs from an IO manager
+
+    DagsterEvent.asset_observation(step_context, observation)
+    step_context.wipe_input_asset_version_info(observation.asset_key)
 
 
 def describe_silo(silo: SiloResource) -> list[CatalogTable]:
@@ -88,6 +134,9 @@ class Catalog:
                 )
         self.silos = dict(silos)
         self.snapshot_path = Path(snapshot_path)
+        # Silos missing from the snapshot, read live once (never written by reading); None:
+        # it could not be read, so it stays out of the graph until the next load.
+        self._discovered: dict[str, dict | None] = {}
 
     # ------------------------------------------------------------------ snapshot
     def refresh(self, names: list[str] | None = None) -> dict[str, str]:
@@ -97,14 +146,22 @@ class Catalog:
             silo name → "ok" or the error that kept it from being read (its old entry is kept).
         """
         snapshot = self._read_snapshot()
-        outcome = {}
-        for name in names or list(self.silos):
+        found, outcome = self._discover(names or list(self.silos))
+        snapshot.update(found)
+        write_atomic(self.snapshot_path, json.dumps({"silos": snapshot}, indent=1).encode())
+        self._discovered = {}
+        return outcome
+
+    def _discover(self, names: list[str]) -> tuple[dict[str, dict], dict[str, str]]:
+        """Snapshot entries of the named silos read live, and each one's outcome."""
+        found, outcome = {}, {}
+        for name in names:
             try:
                 tables = describe_silo(self.silos[name])
             except FedAssetsError as err:
                 outcome[name] = str(err)
                 continue
-            snapshot[name] = {
+            found[name] = {
                 "kind": self.silos[name].kind,
                 "refreshed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 "tables": {
@@ -113,8 +170,7 @@ class Catalog:
                 },
             }
             outcome[name] = "ok"
-        write_atomic(self.snapshot_path, json.dumps({"silos": snapshot}, indent=1).encode())
-        return outcome
+        return found, outcome
 
     def _read_snapshot(self) -> dict:
         if not self.snapshot_path.exists():
@@ -128,15 +184,21 @@ class Catalog:
             return {}
 
     def tables(self) -> Iterator[CatalogTable]:
-        """Every table of every configured silo: from the snapshot, else discovered live once."""
+        """Every table of every configured silo: from the snapshot, else discovered live.
+
+        Reading never writes: a silo missing from the snapshot is discovered once per
+        ``Catalog`` and kept in memory (loading a code location has no side effects); only
+        ``refresh`` saves the snapshot.
+        """
         snapshot = self._read_snapshot()
-        missing = [name for name in self.silos if name not in snapshot]
+        missing = [n for n in self.silos if n not in snapshot and n not in self._discovered]
         if missing:
-            outcome = self.refresh(missing)
+            found, outcome = self._discover(missing)
+            self._discovered.update({name: found.get(name) for name in missing})
             for name, result in outcome.items():
                 if result != "ok":
                     log.warning("silo %s left out of the asset graph: %s", name, result)
-            snapshot = self._read_snapshot()
+        snapshot = {**{n: e for n, e in self._discovered.items() if e}, **snapshot}
         for name in self.silos:
             for table, entry in snapshot.get(name, {}).get("tables", {}).items():
                 yield CatalogTable(
@@ -153,6 +215,29 @@ class Catalog:
         for table in self.tables():
             by_silo.setdefault(table.silo, []).append(table)
         return [_observable_silo(self.silos[name], tables) for name, tables in by_silo.items()]
+
+    def placeholder_specs(self, keys: Iterable[dg.AssetKey]) -> list[dg.AssetSpec]:
+        """Specs for ``keys`` that name a table of a configured silo the catalog could not list
+        (the silo is down and was never snapshotted): the assets that read them still load, and
+        their runs fail with the silo's own error until it is back."""
+        silo_of = {table_asset_key(n, "x").path[0]: n for n in self.silos}
+        specs = []
+        for key in keys:
+            if len(key.path) != 2 or key.path[0] not in silo_of:
+                continue
+            silo = self.silos[silo_of[key.path[0]]]
+            specs.append(
+                dg.AssetSpec(
+                    key=key,
+                    group_name=key.path[0],
+                    kinds={silo.kind},
+                    description=f"Table `{key.path[1]}` of silo `{silo.name}`, which could not "
+                    "be read when the code location loaded; refresh the catalog snapshot "
+                    "(`fed-assets catalog refresh`) once it is reachable.",
+                    metadata={SILO_META: silo.name, TABLE_META: key.path[1], "region": silo.region},
+                ).with_io_manager_key(silo_io_manager_key(silo.name))
+            )
+        return specs
 
 
 def _spec(silo: SiloResource, table: CatalogTable) -> dg.AssetSpec:
@@ -183,7 +268,7 @@ def _spec(silo: SiloResource, table: CatalogTable) -> dg.AssetSpec:
         f"(region {silo.region}); read in place, never copied.",
         metadata=metadata,
         tags={"region": silo.region},
-    ).with_io_manager_key(SILO_IO_MANAGER_KEY)
+    ).with_io_manager_key(silo_io_manager_key(silo.name))
 
 
 def _observable_silo(silo: SiloResource, tables: list[CatalogTable]) -> dg.AssetsDefinition:
@@ -212,7 +297,7 @@ def _observable(silo, specs, table_of) -> dg.AssetsDefinition:
             yield dg.ObserveResult(
                 asset_key=key,
                 data_version=dg.DataVersion(version.fingerprint),
-                metadata={"version/method": version.method, "version/detail": version.detail},
+                metadata=version_metadata(version),
             )
 
     return observe

@@ -16,38 +16,46 @@ FORMATS = ("table", "csv", "json")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="fed-assets", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="fed-assets", description=__doc__, formatter_class=_DefaultsShown
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="the embedded finance demo")
+    def add_parser(subparsers, name: str, **kwargs) -> argparse.ArgumentParser:
+        return subparsers.add_parser(name, formatter_class=_DefaultsShown, **kwargs)
+
+    demo = add_parser(sub, "demo", help="the embedded finance demo")
     demo_sub = demo.add_subparsers(dest="action", required=True)
-    seed = demo_sub.add_parser("seed", help="generate the demo silos under the data folder")
+    seed = add_parser(demo_sub, "seed", help="generate the demo silos under the data folder")
     seed.add_argument(
-        "--data", type=Path, help="data folder (default $FED_ASSETS_DATA or ./data/demo)"
+        "--data", type=Path, help="data folder (default: $FED_ASSETS_DATA, else ./data/demo)"
     )
     seed.add_argument("--scale", type=float, default=1.0, help="size knob: 1 = 2,000 customers")
     seed.add_argument("--seed", type=int, default=7, help="random seed (same seed, same data)")
     seed.add_argument("--if-missing", action="store_true", help="do nothing if already seeded")
 
-    catalog = sub.add_parser("catalog", help="the catalog snapshot of silo tables")
+    catalog = add_parser(sub, "catalog", help="the catalog snapshot of silo tables")
     catalog_sub = catalog.add_subparsers(dest="action", required=True)
-    refresh = catalog_sub.add_parser("refresh", help="re-read every silo's tables and schemas")
+    refresh = add_parser(catalog_sub, "refresh", help="re-read every silo's tables and schemas")
     refresh.add_argument("--silos", type=Path, help="YAML file of silos (default: the demo's)")
-    refresh.add_argument("--snapshot", type=Path, help="snapshot file to write")
+    refresh.add_argument(
+        "--snapshot", type=Path, help="snapshot file to write (default: the demo's catalog.json)"
+    )
 
-    run = sub.add_parser("query", help="run a federated SQL query over the silos")
-    explain = sub.add_parser("explain", help="show the plan of a federated query; runs nothing")
+    run = add_parser(sub, "query", help="run a federated SQL query over the silos")
+    explain = add_parser(sub, "explain", help="show the plan of a federated query; runs nothing")
     for p in (run, explain):
         p.add_argument("sql", help="SQL naming tables as silo.table, or @file.sql")
         p.add_argument("--silos", type=Path, help="YAML file of silos (default: the demo's)")
-        p.add_argument("--engine-region", help="region the embedded engine runs in")
+        p.add_argument(
+            "--engine-region",
+            help="region the embedded engine runs in, checked against each silo's residency "
+            "policy (default: unset, so no data may go where a policy names allowed regions)",
+        )
     run.add_argument("--format", choices=FORMATS, default="table", help="output format")
     run.add_argument("--output", type=Path, help="write the result to this file")
     run.add_argument(
-        "--max-rows",
-        type=int,
-        default=TABLE_MAX_ROWS,
-        help=f"rows the table format shows (default {TABLE_MAX_ROWS})",
+        "--max-rows", type=int, default=TABLE_MAX_ROWS, help="rows the table format shows"
     )
 
     args = parser.parse_args(argv)
@@ -60,8 +68,36 @@ def main(argv: list[str] | None = None) -> int:
             return _explain(args)
         return _refresh(args)
     except FedAssetsError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {as_cli_advice(err)}", file=sys.stderr)
         return 1
+
+
+class _DefaultsShown(argparse.HelpFormatter):
+    """Help that gives every option's default: ``(default: X)`` where the option has one and its
+    help does not say already."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        shown = action.default not in (None, False, argparse.SUPPRESS) and action.option_strings
+        if shown and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+# Python arguments the library's error messages name, and the CLI options that set them.
+_OPTION_OF = {"engine_region": "--engine-region"}
+
+
+def as_cli_advice(err: FedAssetsError) -> str:
+    """``err``'s message with each Python argument its fix names (``engine_region='uk'``) as the
+    command-line option that sets it (``--engine-region uk``)."""
+    import re
+
+    text = str(err)
+    for argument, option in _OPTION_OF.items():
+        text = re.sub(rf"\b{argument}='([^']*)'", rf"{option} \1", text)
+        text = re.sub(rf"\b{argument}=?\b", option, text)
+    return text
 
 
 def _seed(args: argparse.Namespace) -> int:

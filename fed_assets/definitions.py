@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from fed_assets.catalog import SILO_IO_MANAGER_KEY, Catalog
+from fed_assets.catalog import Catalog, silo_io_manager_key
 from io_managers.results import ParquetResultsIOManager
 from io_managers.silo import silo_io_manager
 
@@ -47,29 +47,38 @@ def build_definitions(
     *,
     results_base_path: str,
     assets: Sequence[dg.AssetsDefinition] = (),
+    asset_checks: Sequence[dg.AssetChecksDefinition] = (),
     jobs: Sequence[dg.JobDefinition] = (),
     schedules: Sequence[dg.ScheduleDefinition] = (),
     sensors: Sequence[dg.SensorDefinition] = (),
 ) -> dg.Definitions:
     """Definitions with one source asset per silo table plus ``assets`` that build on them.
 
-    Resources: each silo under its own name, ``silo_io_manager`` (read in place) and the default
-    ``io_manager`` (Parquet results store under ``results_base_path``).
+    Resources: each silo under its own name, one read-in-place IO manager per silo
+    (``silo_io_manager__<silo>``, requiring only that silo) and the default ``io_manager``
+    (Parquet results store under ``results_base_path``). A table an asset reads from a silo
+    that is down (and was never snapshotted) gets a placeholder source, so the rest loads.
+    ``asset_checks`` guard the assets (e.g. ``fed_assets.quality`` gates).
     """
     sources = catalog.source_assets()
+    defined = {k for a in [*sources, *assets] for k in a.keys}
+    wanted = {k for a in assets for k in a.dependency_keys} - defined
+    placeholders = catalog.placeholder_specs(sorted(wanted, key=lambda k: k.to_string()))
     observe = dg.define_asset_job(
         OBSERVE_JOB,
         selection=dg.AssetSelection.assets(*sources),
         description="Record every silo table's change fingerprint as its data version.",
     )
     return dg.Definitions(
-        assets=[*sources, *assets],
+        assets=[*sources, *placeholders, *assets],
+        asset_checks=list(asset_checks),
         jobs=[refresh_catalog_job(catalog), observe, *jobs],
         schedules=list(schedules),
         sensors=list(sensors),
         resources={
             **catalog.silos,
-            SILO_IO_MANAGER_KEY: silo_io_manager(list(catalog.silos)),
+            # One reader per silo: a step requires (and starts) only the silos it reads.
+            **{silo_io_manager_key(n): silo_io_manager([n]) for n in catalog.silos},
             "io_manager": ParquetResultsIOManager(base_path=results_base_path),
         },
     )

@@ -80,5 +80,5 @@ class SiloTimeoutError(SiloQueryError):
     """A silo did not answer within a time bound; the statement was cancelled in the silo."""
 
 
-class UnsafeFunctionError(FedAssetsError):
+class UnsafeFunctionError(SiloQueryError):
     """SQL bound for a silo calls a function that is not on the silo's allow-list."""

@@ -132,7 +132,8 @@ def check_movement(
         raise PolicyViolation(
             where,
             f"rule allowed_regions={list(policy.allowed_regions)}: {what} would go to {shown}",
-            f"run the work in one of {list(policy.allowed_regions)}",
+            f"run the work in one of {list(policy.allowed_regions)} "
+            f"(engine_region='{policy.allowed_regions[0]}')",
         )
     raw = [c for c in columns if c.lower() in policy.pii_columns]
     if raw:
@@ -177,6 +178,7 @@ _PII_FIX = {
     "count/sum/avg-like aggregates only",
     "keys": "join on a column that is not personal data, or run the query in region {region} "
     "(engine_region='{region}') so the join happens there",
-    "shipped": "drop the column from the shipped side, or run the query in region {region}",
+    "shipped": "drop the column from the shipped side, or run the query in region {region} "
+    "(engine_region='{region}')",
     "weights": "",
 }

@@ -12,8 +12,10 @@ Each kind is one ``ConfigurableResource`` in ``resources/silos/<kind>.py`` deriv
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -35,6 +37,7 @@ from fed_assets.errors import (
     UnknownTableError,
     UnsupportedFunctionError,
 )
+from fed_assets.filters import check_functions, first_error, parse_condition
 
 # Rows per Arrow batch when a driver lets us choose: large enough to amortise per-batch overhead,
 # small enough (~10 MB at 100 bytes a row) that a 10-million-row scan never sits in memory whole.
@@ -51,6 +54,15 @@ _NO_FUNCTION = re.compile(
 # How long require_table() trusts its remembered table list: saves a metadata round trip per
 # read in a burst of reads, short enough that a dropped table is noticed within a sensor tick.
 TABLES_TTL_S = 30.0
+
+# Seconds one query may run in a silo when neither the silo nor the caller sets a bound: long
+# enough for a full scan of a large table, short enough that a hung silo frees the run well
+# before a Dagster run's usual hour-long timeout.
+DEFAULT_TIMEOUT_S = 300.0
+
+# The bound of the query this thread is running (set by ``time_bound``), for the silos that can
+# enforce one server-side (PostgreSQL's statement_timeout).
+_bound = threading.local()
 
 # Statement types that only read. Anything else is refused before it reaches a silo.
 _QUERY_TYPES: tuple[type[exp.Expression], ...] = (exp.Select, exp.Union, exp.Intersect, exp.Except)
@@ -240,6 +252,18 @@ class SiloResource(ConfigurableResource):
     egress_usd_per_gb: float = Field(
         default=0.0, description="Price of moving one GB out of the silo's region."
     )
+    timeout_s: float | None = Field(
+        default=None,
+        description="Seconds one query (one fragment) may run in this silo before it is "
+        "cancelled there; None: the caller's bound (query()'s timeout_s, default "
+        f"{DEFAULT_TIMEOUT_S:.0f} s). The lower of the two applies.",
+    )
+    allowed_functions: list[str] = Field(
+        default_factory=list,
+        description="Further functions (by name) that SQL sent to this silo may call, beyond the "
+        "dialect's allow-list of side-effect-free functions (fed_assets.filters); list only "
+        "functions that read nothing but their arguments.",
+    )
     scan_mb_per_s: float | None = Field(
         default=None,
         description="Measured scan throughput (MB/s) for the cost model; None uses the kind's "
@@ -247,6 +271,8 @@ class SiloResource(ConfigurableResource):
     )
 
     _schema_cache: dict[str, pa.Schema] = PrivateAttr(default_factory=dict)
+    # thread id → how to cancel the statement that thread runs in the silo (see ``cancel``).
+    _running: dict[int, Callable[[], None]] = PrivateAttr(default_factory=dict)
     _tables_cache: tuple[float, list[str]] | None = PrivateAttr(default=None)
 
     # ----------------------------------------------------------------- to override
@@ -313,9 +339,35 @@ class SiloResource(ConfigurableResource):
             "ask capabilities.supports('temp_tables') before shipping",
         )
 
+    def time_bound(self) -> float:
+        """Seconds the current query in this thread may run: the lower of the silo's
+        ``timeout_s`` and the caller's ``time_bound`` (``DEFAULT_TIMEOUT_S`` when neither)."""
+        bounds = [b for b in (self.timeout_s, getattr(_bound, "seconds", None)) if b is not None]
+        return min(bounds) if bounds else DEFAULT_TIMEOUT_S
+
+    def cancel(self, thread_id: int) -> bool:
+        """Cancel, in the silo, the statement thread ``thread_id`` is running (a query that gave
+        up on it); False when that thread runs none or the silo kind cannot cancel."""
+        cancel = self._running.get(thread_id)
+        if cancel is None:
+            return False
+        with contextlib.suppress(Exception):  # the statement may end meanwhile
+            cancel()
+        return True
+
+    def _cancellable(self, cancel: Callable[[], None]) -> Callable[[], None]:
+        """Register ``cancel`` for this thread's running statement; returns the unregister."""
+        thread_id = threading.get_ident()
+        self._running[thread_id] = cancel
+        return lambda: self._running.pop(thread_id, None)
+
     def check_query(self, sql: str) -> exp.Expression:
-        """Parse ``sql`` and refuse anything that is not exactly one read-only query."""
-        return parse_read_only(sql, dialect=self.dialect, where=f"silo '{self.name}'")
+        """Parse ``sql`` and refuse anything that is not exactly one read-only query calling only
+        allowed functions (``fed_assets.filters.check_functions``)."""
+        where = f"silo '{self.name}'"
+        tree = parse_read_only(sql, dialect=self.dialect, where=where)
+        check_functions(tree, dialect=self.dialect, where=where, allowed=self.allowed_functions)
+        return tree
 
     def require_table(self, table: str) -> str:
         """Return ``table`` if the silo has it, else raise ``UnknownTableError`` naming the rest.
@@ -369,13 +421,14 @@ class SiloResource(ConfigurableResource):
         table: str,
         *,
         columns: Sequence[str] | None = None,
-        where: str | None = None,
+        where: str | exp.Expression | None = None,
         limit: int | None = None,
     ) -> str:
         """Build the SQL, in this silo's dialect, that reads ``columns`` of ``table`` where ``where``.
 
-        ``where`` is a SQL boolean expression in DuckDB's dialect over the table's columns; it is
-        checked against the schema and transpiled.
+        ``where`` is one SQL boolean expression in DuckDB's dialect over the table's columns (text
+        or a sqlglot expression); it is parsed and checked by ``fed_assets.filters`` (one
+        expression, the table's columns, no subquery, allowed functions) and transpiled.
         """
         table = self.require_table(table)
         select = exp.select(
@@ -385,19 +438,13 @@ class SiloResource(ConfigurableResource):
                 else [exp.Star()]
             )
         ).from_(self.table_expression(table))
-        if where:
-            try:
-                condition = sqlglot.parse_one(where, read="duckdb")
-            except sqlglot.errors.ParseError as err:
-                raise QuerySyntaxError(
-                    f"silo '{self.name}', table '{table}'",
-                    f"the row filter {where!r} does not parse: {first_error(err)}",
-                    "write the filter as a SQL boolean expression over the table's columns",
-                ) from None
-            for col in condition.find_all(exp.Column):
-                (resolved,) = self.require_columns(table, [col.name])
-                col.set("this", exp.to_identifier(resolved, quoted=True))
-                col.set("table", None)
+        if where is not None and not (isinstance(where, str) and not where.strip()):
+            condition = parse_condition(
+                where,
+                columns=self.cached_schema(table).names,
+                where=f"silo '{self.name}', table '{table}'",
+                allowed_functions=self.allowed_functions,
+            )
             select = select.where(condition)
         if limit is not None:
             select = select.limit(limit)
@@ -408,7 +455,7 @@ class SiloResource(ConfigurableResource):
         table: str,
         *,
         columns: Sequence[str] | None = None,
-        where: str | None = None,
+        where: str | exp.Expression | None = None,
         limit: int | None = None,
     ) -> pa.RecordBatchReader:
         """Stream ``columns`` of ``table`` filtered by ``where``, pushed into the silo."""
@@ -447,6 +494,17 @@ class SiloResource(ConfigurableResource):
             f"the {self.kind} silo failed: {type(err).__name__}: {str(err).splitlines()[0]}",
             "check the query and that the silo is healthy",
         )
+
+
+@contextlib.contextmanager
+def time_bound(seconds: float | None) -> Iterator[None]:
+    """Within the block, queries this thread runs in a silo may take at most ``seconds``."""
+    previous = getattr(_bound, "seconds", None)
+    _bound.seconds = seconds
+    try:
+        yield
+    finally:
+        _bound.seconds = previous
 
 
 def stream(
@@ -512,7 +570,7 @@ def parse_read_only(sql: str, *, dialect: str, where: str) -> exp.Expression:
     """
     try:
         statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
-    except sqlglot.errors.ParseError as err:
+    except sqlglot.errors.SqlglotError as err:
         raise QuerySyntaxError(
             where, f"the SQL does not parse as {dialect}: {first_error(err)}", "correct the SQL"
         ) from None
@@ -523,28 +581,30 @@ def parse_read_only(sql: str, *, dialect: str, where: str) -> exp.Expression:
             "send a single SELECT; silo reads are read-only",
         )
     (statement,) = statements
-    if not isinstance(statement, _QUERY_TYPES) or _writes(statement):
+    if not isinstance(statement, _QUERY_TYPES):
         raise ReadOnlyViolation(
             where,
             f"'{statement.key.upper()}' statements are refused: silo reads are read-only",
             "send a SELECT query; write results through an asset's IO manager instead",
         )
+    write = _write_in(statement)
+    if write is not None:
+        raise ReadOnlyViolation(
+            where,
+            f"the query hides a write: {write}; silo reads are read-only",
+            "send a SELECT query without data-modifying parts; write results through an "
+            "asset's IO manager instead",
+        )
     return statement
 
 
-def _writes(statement: exp.Expression) -> bool:
-    """True when a query hides a write (e.g. ``SELECT ... INTO``, a data-modifying CTE)."""
+def _write_in(statement: exp.Expression) -> str | None:
+    """What write a query hides (``SELECT ... INTO``, a data-modifying CTE), named; else None."""
     if statement.args.get("into") is not None:
-        return True
-    return any(
-        isinstance(node, (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, exp.Drop))
-        for node in statement.walk()
-    )
-
-
-def first_error(err: sqlglot.errors.ParseError) -> str:
-    """The first parse error with its line and column."""
-    if err.errors:
-        e = err.errors[0]
-        return f"{e.get('description')} at line {e.get('line')}, column {e.get('col')}"
-    return str(err).splitlines()[0]
+        return "SELECT ... INTO creates a table"
+    for node in statement.walk():
+        if isinstance(node, (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, exp.Drop)):
+            cte = node.find_ancestor(exp.CTE)
+            place = f" in the WITH clause '{cte.alias_or_name}'" if cte is not None else ""
+            return f"a {node.key.upper()} statement{place}"
+    return None

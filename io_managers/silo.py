@@ -16,17 +16,29 @@ Nothing is staged or copied first; silo tables cannot be written through this ma
 
 from __future__ import annotations
 
+import datetime as dt
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import pandas as pd
 import pyarrow as pa
 from sqlglot import exp
 
-from fed_assets.catalog import SILO_META, TABLE_META
+from fed_assets import metadata as md
+from fed_assets.catalog import SILO_META, TABLE_META, read_observation, record_read
 from fed_assets.errors import ConfigurationError, ReadOnlyViolation, UnknownSiloError
+from fed_assets.filters import combine, parse_condition
+from fed_assets.partitions import step_partition_condition
 from fed_assets.silo import SiloResource
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# Files a partitioned lake read counts against (reading each one's footer): beyond this, counting
+# would cost more than the read it describes, so the metadata leaves it out.
+MAX_FILES_COUNTED = 1000
 
 
 class SiloIOManager(dg.IOManager):
@@ -46,27 +58,44 @@ class SiloIOManager(dg.IOManager):
     def load_input(self, context: dg.InputContext) -> pa.Table | pd.DataFrame:
         silo, table = self._locate(context)
         wanted = context.definition_metadata or {}
-        columns = wanted.get("columns")
-        conditions = [f"({wanted['where']})"] if wanted.get("where") else []
-        partition_column = wanted.get("partition_column")
-        if partition_column:
-            predicate = partition_predicate(context.step_context, partition_column)
-            if predicate:
-                conditions.append(predicate)
-        where = " AND ".join(conditions) or None
-        started = time.perf_counter()
-        sql = silo.read_sql(table, columns=columns, where=where)
-        result = silo.scan(sql).read_all()
-        context.add_input_metadata(
-            {
-                "silo": silo.name,
-                "sql pushed to silo": dg.MetadataValue.md(f"```sql\n{sql}\n```"),
-                "rows read": result.num_rows,
-                "bytes read": result.nbytes,
-                "seconds": round(time.perf_counter() - started, 3),
-            }
+        # Each condition is parsed and checked on its own, then ANDed as trees: a filter's text
+        # can never reach into the partition predicate (fed_assets.filters).
+        names = silo.cached_schema(silo.require_table(table)).names
+        where_of = (
+            f"asset {context.asset_key.to_user_string()}, silo '{silo.name}', table '{table}'"
         )
-        if context.dagster_type.typing_type is pd.DataFrame:
+        conditions = []
+        if wanted.get("where") is not None:
+            conditions.append(parse_condition(wanted["where"], columns=names, where=where_of))
+        step = _step_of(context)
+        partition = None
+        if wanted.get("partition_column") and step is not None:
+            partition = step_partition_condition(step, wanted["partition_column"])
+            if partition is not None:
+                conditions.append(parse_condition(partition, columns=names, where=where_of))
+        where = combine(*conditions)
+        started = time.perf_counter()
+        # The version is read before the rows: a change during the read shows at the next look.
+        version = silo.version(table)
+        sql = silo.read_sql(table, columns=wanted.get("columns"), where=where)
+        result = silo.scan(sql).read_all()
+        seconds = time.perf_counter() - started
+        if step is not None:
+            read = TableRead(
+                input_name=context.name,
+                silo=silo.name,
+                table=table,
+                sql=sql,
+                dialect=silo.dialect,
+                rows=result.num_rows,
+                bytes=result.nbytes,
+                seconds=seconds,
+                fingerprint=version.fingerprint,
+                files=files_read(silo, table, partition),
+            )
+            record_read(step, read_observation(context.asset_key, version, read.source_metadata()))
+            _add_to_outputs(step, read)
+        if _wants_pandas(context):
             return result.to_pandas()
         return result
 
@@ -89,36 +118,6 @@ class SiloIOManager(dg.IOManager):
         return self.silos[name], table
 
 
-def partition_predicate(step_context, column: str) -> str | None:
-    """The run's partition of the current asset as a SQL predicate on ``column`` (or None)."""
-    if not step_context.has_partitions:
-        return None
-    partitions_def = step_context.run_partitions_def
-    if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
-        return window_condition(column, step_context.partition_time_window).sql("duckdb")
-    if step_context.has_partition_key_range and not step_context.has_partition_key:
-        key_range = step_context.partition_key_range
-        keys = partitions_def.get_partition_keys_in_range(key_range)
-    else:
-        keys = [step_context.partition_key]
-    return keys_condition(column, keys).sql("duckdb")
-
-
-def window_condition(column: str, window: dg.TimeWindow) -> exp.Expression:
-    """``column >= start AND column < end`` for a partition time window (naive timestamps)."""
-    col = exp.column(column, quoted=True)
-    start, end = (
-        exp.cast(exp.Literal.string(t.replace(tzinfo=None).isoformat(sep=" ")), "TIMESTAMP")
-        for t in (window.start, window.end)
-    )
-    return exp.and_(col >= start, col < end)
-
-
-def keys_condition(column: str, keys: Sequence[str]) -> exp.Expression:
-    """``column IN (keys...)`` for static or dynamic partition keys."""
-    return exp.column(column, quoted=True).isin(*[exp.Literal.string(k) for k in keys])
-
-
 def silo_io_manager(silo_names: list[str]) -> dg.IOManagerDefinition:
     """The silo IO manager, depending on the silo resources named ``silo_names``."""
 
@@ -130,3 +129,131 @@ def silo_io_manager(silo_names: list[str]) -> dg.IOManagerDefinition:
         return SiloIOManager({n: getattr(init_context.resources, n) for n in silo_names})
 
     return _silo_io_manager
+
+
+@dataclass(frozen=True)
+class TableRead:
+    """What one input's read of a silo table did, for the metadata of both sides."""
+
+    input_name: str
+    silo: str
+    table: str
+    sql: str
+    dialect: str
+    rows: int
+    bytes: int
+    seconds: float
+    fingerprint: str
+    files: tuple[int, int] | None = None
+    """(files with rows in the run's partition, files present) for a partitioned lake read."""
+
+    def row(self) -> dict[str, Any]:
+        """One row of the reading asset's ``silo reads`` table."""
+        return {
+            "input": self.input_name,
+            "silo table": f"{self.silo}.{self.table}",
+            "rows": self.rows,
+            "MB": round(self.bytes / 1e6, 3),
+            "seconds": round(self.seconds, 3),
+            "files read": f"{self.files[0]} of {self.files[1]}" if self.files else None,
+            "version": self.fingerprint[:12],
+        }
+
+    def source_metadata(self) -> dict[str, Any]:
+        """What the source table's observation shows of this read."""
+        out: dict[str, Any] = {
+            "sql pushed to silo": md.sql_markdown(self.sql, self.dialect),
+            "rows read": self.rows,
+            "bytes read": self.bytes,
+            "seconds": round(self.seconds, 3),
+        }
+        if self.files:
+            out["files read"] = self.files[0]
+            out["files present"] = self.files[1]
+        return out
+
+
+def _add_to_outputs(step, read: TableRead) -> None:
+    """Show ``read`` on every asset the step materialises: its SQL, and a row of a table of all
+    the step's reads (rows, MB, seconds, files read of present)."""
+    for key in sorted(step.get_output_asset_keys(), key=lambda k: k.to_string()):
+        before = (step.get_asset_metadata(asset_key=key) or {}).get("silo reads")
+        rows = [dict(r.data) for r in before.value.records] if before is not None else []
+        step.add_asset_metadata(
+            {
+                "silo reads": md.table([*rows, read.row()], columns=list(read.row())),
+                f"sql read/{read.input_name}": md.sql_markdown(
+                    read.sql, read.dialect, title=f"{read.silo}.{read.table}"
+                ),
+                f"rows read/{read.input_name}": read.rows,
+            },
+            asset_key=key,
+        )
+
+
+def files_read(
+    silo: SiloResource, table: str, partition: exp.Expression | None
+) -> tuple[int, int] | None:
+    """For a file silo read narrowed to a partition: (files whose row groups may hold rows of
+    the partition, by their footers' statistics and partition folders; files present)."""
+    if partition is None or not hasattr(silo, "dataset"):
+        return None
+    arrow_filter = _arrow_filter(partition)
+    if arrow_filter is None:
+        return None
+    fragments = list(silo.dataset(table).get_fragments())
+    if len(fragments) > MAX_FILES_COUNTED:
+        return None
+    read = sum(1 for f in fragments if f.subset(arrow_filter).row_groups)
+    return read, len(fragments)
+
+
+def _arrow_filter(condition: exp.Expression):
+    """The partition conditions of ``fed_assets.partitions`` as a pyarrow dataset filter."""
+    import pyarrow.compute as pc
+
+    if isinstance(condition, exp.And):
+        left, right = (_arrow_filter(c) for c in (condition.left, condition.right))
+        return None if left is None or right is None else left & right
+    if isinstance(condition, (exp.GTE, exp.LT)) and isinstance(condition.this, exp.Column):
+        value = _literal(condition.expression)
+        field = pc.field(condition.this.name)
+        return (
+            None
+            if value is None
+            else (field >= value if isinstance(condition, exp.GTE) else field < value)
+        )
+    if isinstance(condition, exp.In) and isinstance(condition.this, exp.Column):
+        values = [_literal(v) for v in condition.expressions]
+        return None if None in values else pc.field(condition.this.name).isin(values)
+    return None
+
+
+def _literal(node: exp.Expression):
+    """A string literal, or a string cast to TIMESTAMP, as a Python value; None otherwise."""
+    if isinstance(node, exp.Cast) and node.to.this == exp.DataType.Type.TIMESTAMP:
+        inner = _literal(node.this)
+        return (
+            None
+            if inner is None
+            else pa.scalar(dt.datetime.fromisoformat(inner), pa.timestamp("us"))
+        )
+    if isinstance(node, exp.Literal) and node.is_string:
+        return node.this
+    return None
+
+
+def _step_of(context: dg.InputContext):
+    """The running step's context; ``None`` outside a run (``build_input_context``)."""
+    try:
+        return context.step_context
+    except dg.DagsterInvariantViolationError:
+        return None
+
+
+def _wants_pandas(context: dg.InputContext) -> bool:
+    """Whether the input is annotated ``pandas.DataFrame`` (pandas is imported only then)."""
+    typing_type = context.dagster_type.typing_type
+    return getattr(typing_type, "__module__", "").startswith("pandas") and (
+        getattr(typing_type, "__name__", "") == "DataFrame"
+    )

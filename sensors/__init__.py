@@ -1,6 +1,6 @@
 """Source-change sensors, retrain triggers and schedules for fed-assets' models and datasets."""
 
-from sensors.graph import MODEL_ROLE, MODEL_ROLE_TAG, MODELS
+from fed_assets.asset_graph import MODEL_ROLE, MODEL_ROLE_TAG, MODELS
 from sensors.source_change import source_change_sensor
 from sensors.watch import Cursor, Reading, Rules, Unreadable, advance
 

@@ -19,18 +19,20 @@ from dataclasses import dataclass
 import dagster as dg
 from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
+from fed_assets.asset_graph import MODELS, model_sources, run_selection
 from fed_assets.catalog import SILO_META, TABLE_META, Catalog
 from fed_assets.errors import FedAssetsError, SiloUnreachableError, UnknownTableError
 from fed_assets.silo import SiloResource, TableVersion
 from sensors.counters import change_counts
-from sensors.graph import MODELS, model_sources, run_selection
 from sensors.watch import Cursor, Reading, Retrain, Rules, Unreadable, advance, describe
 
 # Ticks at most this often by default: a metadata read per table is cheap, but a minute is as
 # fresh as a retrain decision needs to be.
 DEFAULT_INTERVAL_S = 60
-# Silos read at the same time in one tick (each silo's own tables are read one after another).
+# Silos read at the same time in one tick, and tables of one silo read at the same time: enough
+# to overlap round trips to a remote silo, few enough not to crowd a database's connections.
 MAX_PARALLEL_SILOS = 8
+PER_SILO_PARALLEL = 4
 # Tag values longer than this are cut (the UI shows tags on one line).
 TAG_VALUE_CHARS = 200
 # Run tags the sensor sets on every run it requests.
@@ -147,7 +149,7 @@ def watched_tables(graph, watched: dg.AssetSelection | None) -> dict[str, Watche
 def read_tables(
     resources: object, watch: Mapping[str, Watched], cursor: Cursor
 ) -> tuple[dict[str, Reading | Unreadable], dict[str, Observed]]:
-    """Read every watched table's fingerprint (and counters), one thread per silo.
+    """Read every watched table's fingerprint (and counters), silos and tables in parallel.
 
     A table whose fingerprint differs from the cursor's has its schema read too and compared
     with the catalog's, so a column added, removed or retyped is recorded with the change.
@@ -173,21 +175,28 @@ def read_tables(
             return [*out, *((n, Unreadable(_reason(err)), None) for n in names)]
         except Exception:  # counters only refine the threshold: the fingerprints decide
             counts = {}
-        for name in names:
+        down: list[str] = []  # set by the first read that finds the silo unreachable
+
+        def read_one(name: str) -> tuple[str, Reading | Unreadable, Observed | None]:
             table = watch[name]
+            if down:  # no point waiting for a connect timeout once per table
+                return name, Unreadable(down[0]), None
             try:
                 version = silo.version(table.table)
             except Exception as err:
-                out.append((name, Unreadable(_reason(err)), None))
-                continue
+                if isinstance(err, SiloUnreachableError):
+                    down.append(_reason(err))
+                return name, Unreadable(_reason(err)), None
             changes, live = counts.get(table.table) or (None, None)
             drift = ""
             old = cursor.tables.get(name)
             if old is not None and old.version != version.fingerprint:
                 drift = schema_drift(silo, table)
-            out.append(
-                (name, Reading(version.fingerprint, changes, live), Observed(version, drift))
-            )
+            return name, Reading(version.fingerprint, changes, live), Observed(version, drift)
+
+        workers = max(1, min(PER_SILO_PARALLEL, len(names)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=silo_name) as tables:
+            out.extend(tables.map(read_one, names))
         return out
 
     readings: dict[str, Reading | Unreadable] = {}

@@ -39,6 +39,8 @@ def keys(catalog: Catalog) -> set[str]:
 def test_unreachable_silo_is_left_out_not_fatal(two_silos):
     silos, snapshot = two_silos
     assert keys(Catalog(silos, snapshot)) == {"alpha/t"}
+    assert not snapshot.exists()  # reading the catalog never writes the snapshot
+    Catalog(silos, snapshot).refresh()
     saved = json.loads(snapshot.read_text())["silos"]
     assert "beta" not in saved and saved["alpha"]["tables"]["t"]["columns"] == [["x", "int32"]]
 
@@ -112,3 +114,25 @@ def test_dagster_definitions_validate(tmp_path):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "All code locations passed validation" in done.stdout + done.stderr
+    assert not (tmp_path / "data" / "catalog.json").exists()  # loading writes nothing
+
+
+@pytest.mark.parametrize("seeded", [True, False], ids=["silos up", "every silo down"])
+def test_loading_the_demo_code_location_writes_nothing(tmp_path, monkeypatch, seeded):
+    from fed_assets.demo.definitions import demo_definitions
+    from fed_assets.demo.generate import generate
+
+    data = tmp_path / "data"
+    if seeded:
+        generate(data, scale=0.05)
+    else:
+        data.mkdir()
+    monkeypatch.setenv("FED_ASSETS_DATA", str(data))
+    monkeypatch.delenv("FED_ASSETS_SILOS", raising=False)
+    monkeypatch.delenv("FED_ASSETS_CATALOG", raising=False)
+    before = sorted(p.relative_to(data) for p in data.rglob("*"))
+    defs = demo_definitions()
+    assert sorted(p.relative_to(data) for p in data.rglob("*")) == before
+    # with every silo down the demo still loads; its silo tables are placeholders then
+    applications = defs.resolve_asset_graph().get(dg.AssetKey(["loans_warehouse", "applications"]))
+    assert applications.is_observable == seeded

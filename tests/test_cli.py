@@ -111,3 +111,42 @@ def test_errors_exit_1_with_the_message(demo, capsys, args, message):
     out, err = capsys.readouterr()
     assert err.startswith("error: ") and message in err
     assert "Traceback" not in err and out == ""
+
+
+def test_a_residency_refusal_names_the_option_that_fixes_it(demo, capsys):
+    assert main(["query", SEGMENTS]) == 1
+    err = capsys.readouterr().err
+    assert "allowed_regions" in err and "--engine-region eu" in err
+    assert "engine_region=" not in err  # the CLI names its option, not the Python argument
+    assert main(["query", SEGMENTS, "--engine-region", "eu"]) == 0
+
+
+def test_the_python_refusal_names_the_argument_that_fixes_it(demo):
+    import fed_assets
+
+    with pytest.raises(fed_assets.PolicyViolation) as info:
+        fed_assets.explain(SEGMENTS, demo)
+    assert "engine_region='eu'" in info.value.fix
+
+
+def test_help_gives_defaults_and_imports_no_engine():
+    """--help is fast because it imports nothing heavy: neither Dagster, pyarrow nor the planner."""
+    import subprocess
+    import sys
+
+    from tests.servers import ROOT
+
+    probe = (
+        "import sys\n"
+        "from fed_assets.cli import main\n"
+        "try:\n    main(['query', '--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('dagster', 'pyarrow', 'duckdb', 'sqlglot', 'fed_assets.query')"
+        " if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert "HEAVY []" in done.stdout
+    assert "--engine-region" in done.stdout and "(default: unset" in done.stdout
+    assert "(default: table)" in done.stdout and "(default: 50)" in done.stdout

@@ -23,13 +23,26 @@ SORT_DIGITS = 6
 
 
 def compare(
-    expected: pa.Table, actual: pa.Table, *, order_keys: Sequence[str] | None = None
+    expected: pa.Table,
+    actual: pa.Table,
+    *,
+    order_keys: Sequence[str] | None = None,
+    types: bool = False,
 ) -> str | None:
-    """None when ``actual`` is the same answer as ``expected``, else why not (one line)."""
+    """None when ``actual`` is the same answer as ``expected``, else why not (one line).
+
+    Args:
+        types: also require each column's Arrow type to be the same (a federated query must
+            give the schema the same query gives on co-located data).
+    """
     want = [n.lower() for n in expected.column_names]
     got = [n.lower() for n in actual.column_names]
     if want != got:
         return f"columns differ: expected {want}, got {got}"
+    if types:
+        for name, e, a in zip(got, expected.schema.types, actual.schema.types, strict=True):
+            if e != a:
+                return f"types differ, column {name}: expected {e}, got {a}"
     if expected.num_rows != actual.num_rows:
         return f"row count differs: expected {expected.num_rows}, got {actual.num_rows}"
     approx = [_approximate(f.type) for f in expected.schema]

@@ -2,12 +2,16 @@
 
 ``FED_ASSETS_DATA`` sets the data folder (default ``./data/demo``); ``FED_ASSETS_SILOS`` names a
 YAML file (see ``fed_assets.config``) that points the same silo names at PostgreSQL, S3,
-Snowflake or BigQuery instead — the asset definitions do not change.
+Snowflake or BigQuery instead — the asset definitions do not change. ``FED_ASSETS_ESTATE`` names
+a compute-estate YAML (default: the shipped example, ``resources/estates/example.yaml``); it
+places the federated assets' engines and is the ``compute`` resource.
 """
 
 from __future__ import annotations
 
 import os
+
+import dagster as dg
 
 from fed_assets.catalog import Catalog
 from fed_assets.config import silos_from_yaml
@@ -16,6 +20,7 @@ from fed_assets.demo.assets import DEMO_ASSETS
 from fed_assets.demo.federated import federated_demo_assets
 from fed_assets.demo.generate import DemoPaths, default_data_dir
 from fed_assets.demo.silos import embedded_silos
+from resources.compute import EXAMPLE_ESTATE, ComputeEstate
 
 
 def demo_definitions():
@@ -23,11 +28,17 @@ def demo_definitions():
     config = os.environ.get("FED_ASSETS_SILOS")
     silos = silos_from_yaml(config) if config else embedded_silos(paths)
     catalog = Catalog(silos, os.environ.get("FED_ASSETS_CATALOG", paths.catalog))
-    return build_definitions(
+    estate = ComputeEstate.from_yaml(
+        os.environ.get("FED_ASSETS_ESTATE", EXAMPLE_ESTATE),
+        detect_local=True,
+        history_path=str(paths.root / "placement_history.json"),
+    )
+    defs = build_definitions(
         catalog,
         results_base_path=str(paths.results),
-        assets=[*DEMO_ASSETS, *federated_demo_assets(catalog)],
+        assets=[*DEMO_ASSETS, *federated_demo_assets(catalog, estate)],
     )
+    return dg.Definitions.merge(defs, dg.Definitions(resources={"compute": estate}))
 
 
 defs = demo_definitions()

@@ -1,8 +1,10 @@
 """The demo's federated query assets: training sets for the credit and AML models, read in place.
 
-Both run their embedded engine in the UK (``DEMO_ENGINE_REGION``): customer attributes may move
-there from the EU core-banking silo, its PII columns may not (the silo's policy), and the
-compliance store allows EU and UK only.
+Each asset's embedded engine runs in the region the compute estate chooses for it
+(``choose_engine_region``: allowed by every input's policy, moving the fewest dollars and bytes);
+without an estate, in the UK (``DEMO_ENGINE_REGION``). Customer attributes may move to the EU or
+UK from the EU core-banking silo, its PII columns may not (the silo's policy), and the compliance
+store allows EU and UK only.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import dagster as dg
 from fed_assets.catalog import Catalog
 from fed_assets.demo.assets import STRUCTURING_BAND
 from fed_assets.demo.generate import REPORTING_THRESHOLD
+from fed_assets.errors import SiloUnreachableError
 from fed_assets.query.asset import federated_asset
 
 # Where the credit-risk and financial-crime teams' compute runs: London.
@@ -71,15 +74,39 @@ ORDER BY a.case_id
 """
 
 
-def federated_demo_assets(catalog: Catalog) -> list[dg.AssetsDefinition]:
-    """``credit_features`` and ``aml_training_set``, checked against ``catalog`` at load."""
+def federated_demo_assets(catalog: Catalog, estate=None) -> list[dg.AssetsDefinition]:
+    """``credit_features`` and ``aml_training_set``, checked against ``catalog`` at load.
+
+    Args:
+        estate: a ``resources.compute.ComputeEstate`` that places each asset's engine; ``None``
+            runs both in ``DEMO_ENGINE_REGION``.
+    """
+
+    def placed(sql: str) -> dict:
+        if estate is None:
+            return {"engine_region": DEMO_ENGINE_REGION}
+        from fed_assets.placement import choose_engine_region
+
+        try:
+            chosen = choose_engine_region(sql, catalog, estate)
+        except SiloUnreachableError as err:  # never snapshotted and down: placed at run time
+            return {
+                "engine_region": DEMO_ENGINE_REGION,
+                "metadata": {"placement/engine region": f"default, not chosen: {err}"},
+            }
+        reasons = "\n".join(f"- {r}" for r in chosen.reasons)
+        return {
+            "engine_region": chosen.region,
+            "metadata": {"placement/engine region": dg.MetadataValue.md(reasons)},
+        }
+
     return [
         federated_asset(
             "credit_features",
             CREDIT_FEATURES_SQL,
             catalog=catalog,
             group_name="credit_analytics",
-            engine_region=DEMO_ENGINE_REGION,
+            **placed(CREDIT_FEATURES_SQL),
             description="Per loan applicant: non-PII customer attributes (EU), transaction "
             "aggregates (US) and the loan outcome (UK). No PII column leaves the EU silo.",
         ),
@@ -88,7 +115,7 @@ def federated_demo_assets(catalog: Catalog) -> list[dg.AssetsDefinition]:
             AML_TRAINING_SET_SQL,
             catalog=catalog,
             group_name="aml_analytics",
-            engine_region=DEMO_ENGINE_REGION,
+            **placed(AML_TRAINING_SET_SQL),
             description="Per AML case: narrative and SAR label (compliance store) with the "
             "customer's transaction patterns: near-threshold cash deposits, payments to "
             "high-risk counterparties.",

@@ -44,6 +44,7 @@ def query(
     engine_region: str | None = None,
     objective: str = "latency",
     timeout_s: float | None = None,
+    query_timeout_s: float | None = None,
     progress=None,
 ) -> QueryResult:
     """Plan and run ``sql`` over ``silos``; the result is an Arrow table with its plan and audit.
@@ -53,9 +54,18 @@ def query(
         engine_region: where the embedded engine runs (data staying in its own region is always
             allowed); ``None`` treats every silo's data as leaving its region.
         objective: ``"latency"`` (default) or ``"money"``.
+        timeout_s: seconds one fragment may run in its silo (default
+            ``execute.FRAGMENT_TIMEOUT_S``; a silo's own ``timeout_s`` may lower it). Past it the
+            statement is cancelled in the silo and ``SiloTimeoutError`` names silo, fragment, bound.
+        query_timeout_s: seconds the fragments may take together (default
+            ``execute.QUERY_TIMEOUT_S``).
     """
     silo_map = _with_policy(silos, policy)
-    kwargs = {} if timeout_s is None else {"timeout_s": timeout_s}
+    kwargs = {
+        k: v
+        for k, v in (("timeout_s", timeout_s), ("query_timeout_s", query_timeout_s))
+        if v is not None
+    }
     while True:
         planned = plan(sql, silo_map, engine_region=engine_region, objective=objective)
         try:

@@ -9,6 +9,7 @@ plan, the fragments and what moved where are recorded as metadata.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,7 +19,14 @@ import dagster as dg
 import pyarrow as pa
 from sqlglot import exp
 
-from fed_assets.catalog import Catalog, CatalogTable, arrow_schema_of, table_asset_key
+from fed_assets.catalog import (
+    Catalog,
+    CatalogTable,
+    arrow_schema_of,
+    read_observation,
+    record_read,
+    table_asset_key,
+)
 from fed_assets.errors import (
     ConfigurationError,
     FedAssetsError,
@@ -27,12 +35,13 @@ from fed_assets.errors import (
     UnknownSiloError,
     UnknownTableError,
 )
+from fed_assets.partitions import asset_partition_condition
 from fed_assets.query import _with_policy, query
+from fed_assets.query.execute import FRAGMENT_TIMEOUT_S, QUERY_TIMEOUT_S
 from fed_assets.query.model import Plan, QueryResult
 from fed_assets.query.planner import parse_query, plan
 from fed_assets.query.report import fragments_markdown
 from fed_assets.silo import SiloPolicy, SiloResource, TablePolicy, TableStats
-from io_managers.silo import keys_condition, window_condition
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +79,8 @@ def federated_asset(
     partition_columns: Mapping[str, str] | None = None,
     engine_region: str | None = None,
     policy: Mapping[str, SiloPolicy | TablePolicy] | None = None,
+    timeout_s: float | None = None,
+    query_timeout_s: float | None = None,
     description: str | None = None,
     **asset_kwargs: Any,
 ) -> dg.AssetsDefinition:
@@ -86,6 +97,9 @@ def federated_asset(
             time windows, the key for static partitions); the condition is pushed into the silo.
         engine_region: where the embedded engine runs (residency checks use it).
         policy: extra residency rules by ``"silo"`` or ``"silo.table"``.
+        timeout_s: seconds one fragment may run in its silo before it is cancelled there
+            (default: ``query()``'s); a silo's own ``timeout_s`` may lower it.
+        query_timeout_s: seconds all fragments of one materialisation may take together.
         asset_kwargs: passed on to ``dagster.asset`` (``kinds``, ``metadata`` and
             ``required_resource_keys`` are merged with the derived ones).
 
@@ -105,6 +119,8 @@ def federated_asset(
         "fed/sql": dg.MetadataValue.md(f"```sql\n{sql.strip()}\n```"),
         "fed/silos": ", ".join(silo_names),
         "fed/engine_region": engine_region or "unset",
+        "fed/time_bounds": f"fragment {timeout_s or FRAGMENT_TIMEOUT_S:g} s, query "
+        f"{query_timeout_s or QUERY_TIMEOUT_S:g} s",
         "fed/checked_at_load": validated.unchecked or "yes, against the catalog snapshot",
         **(asset_kwargs.pop("metadata", None) or {}),
     }
@@ -115,9 +131,14 @@ def federated_asset(
     # Only the silos the query reads are resources of the asset: policies for others are moot.
     run_policy = {k: v for k, v in (policy or {}).items() if k.partition(".")[0] in silo_names}
 
+    code_version = asset_kwargs.pop("code_version", None) or _code_version(
+        sql, engine_region, run_policy, targets
+    )
+
     @dg.asset(
         name=name,
         deps=deps,
+        code_version=code_version,
         group_name=group_name,
         partitions_def=partitions_def,
         required_resource_keys=resource_keys,
@@ -128,9 +149,17 @@ def federated_asset(
     )
     def _federated(context):  # no annotations: postponed ones are strings Dagster refuses
         silos = {s: getattr(context.resources, s) for s in silo_names}
-        filters = {table: _run_condition(context, column) for table, column in targets.items()}
+        record_versions(context, silos, validated.tables)
+        filters = {t: asset_partition_condition(context, c) for t, c in targets.items()}
         run_sql = partition_filtered(sql, {k: v for k, v in filters.items() if v is not None})
-        result = query(run_sql, silos, policy=run_policy, engine_region=engine_region)
+        result = query(
+            run_sql,
+            silos,
+            policy=run_policy,
+            engine_region=engine_region,
+            timeout_s=timeout_s,
+            query_timeout_s=query_timeout_s,
+        )
         context.log.info(
             f"{result.table.num_rows:,} rows from {len(result.fragments)} fragment(s); "
             f"moved {result.bytes_moved:,} bytes"
@@ -426,10 +455,36 @@ def _partition_targets(
     return targets
 
 
-def _run_condition(context: dg.AssetExecutionContext, column: str) -> exp.Expression | None:
-    """The run's partition as a condition on ``column``; None for an unpartitioned run."""
-    if not (context.has_partition_key or context.has_partition_key_range):
-        return None
-    if isinstance(context.assets_def.partitions_def, dg.TimeWindowPartitionsDefinition):
-        return window_condition(column, context.partition_time_window)
-    return keys_condition(column, context.partition_keys)
+def record_versions(
+    context: dg.AssetExecutionContext,
+    silos: Mapping[str, SiloResource],
+    tables: tuple[tuple[str, str], ...],
+) -> None:
+    """Observe the version of every silo table the query reads, before it reads them: the
+    asset's data provenance then names the versions it was built from (as the sources' own
+    observations record them), so unchanged silos keep it fresh and a changed one marks it
+    stale."""
+    step = context.get_step_execution_context()
+    name = context.assets_def.key.to_user_string()
+    for silo, table in tables:
+        version = silos[silo].version(table)
+        observation = read_observation(table_asset_key(silo, table), version, {"read by": name})
+        record_read(step, observation)
+
+
+def _code_version(
+    sql: str,
+    engine_region: str | None,
+    policy: Mapping[str, SiloPolicy | TablePolicy],
+    partition_columns: Mapping[str, str],
+) -> str:
+    """A digest of what decides the asset's value besides its sources' data: the SQL (as
+    parsed, so layout and comments do not count), the engine's region, extra policies and
+    partition columns."""
+    parts = [
+        parse_query(sql).sql(dialect="duckdb"),
+        engine_region or "",
+        *(f"{k}={v.model_dump_json()}" for k, v in sorted(policy.items())),
+        *(f"{k}:{v}" for k, v in sorted(partition_columns.items())),
+    ]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]

@@ -2,7 +2,11 @@
 
 - Fragments without a semi-join input start at once, in threads; a semi-join target starts when
   all its sources have finished, with their distinct keys as ``IN`` filters.
-- Each fragment has a timeout; transient failures (a silo unreachable) are retried with backoff;
+- Each fragment has a time bound (``timeout_s``, lowered by a silo's own), and the query one in
+  all (``query_timeout_s``); a fragment past its bound is cancelled in its silo (the silo's
+  ``cancel``: PostgreSQL gets a cancel request) and the error names silo, fragment and bound;
+  silos that can also enforce it server-side do (PostgreSQL's ``statement_timeout``). Transient
+  failures (a silo unreachable) are retried with backoff;
   on any failure the fragments not yet started are cancelled and the error names the silo.
 - The residual query runs on a cursor of the process's residual DuckDB (``fed_assets.engine``),
   with a memory limit and a spill folder.
@@ -11,23 +15,28 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from fed_assets import engine as fed_engine
-from fed_assets.errors import FedAssetsError, SiloQueryError, SiloUnreachableError
+from fed_assets.errors import FedAssetsError, SiloTimeoutError, SiloUnreachableError
 from fed_assets.keyed import keyed_sql, keys_tables
 from fed_assets.query.model import FragmentPlan, FragmentRun, Plan, QueryResult, SemiJoin
 from fed_assets.query.rules.choose_semi_joins import SEMIJOIN_MAX_KEYS
 from fed_assets.residency import Route
-from fed_assets.silo import SiloResource
+from fed_assets.silo import DEFAULT_TIMEOUT_S, SiloResource, time_bound
 
-# Seconds one fragment may run before the query gives up on it.
-FRAGMENT_TIMEOUT_S = 900.0
+# Seconds one fragment may run before the query gives up on it (and cancels it in its silo):
+# the silos' own default bound.
+FRAGMENT_TIMEOUT_S = DEFAULT_TIMEOUT_S
+# Seconds a whole query may take, fragments one after another included (semi-join chains).
+QUERY_TIMEOUT_S = 900.0
 # Retries of a fragment whose silo was unreachable, and the first backoff (doubling each time).
 RETRIES = 2
 BACKOFF_S = 0.5
@@ -50,12 +59,23 @@ def execute(
     silos: Mapping[str, SiloResource],
     *,
     timeout_s: float = FRAGMENT_TIMEOUT_S,
+    query_timeout_s: float = QUERY_TIMEOUT_S,
     memory_limit: str = MEMORY_LIMIT,
     progress: Progress | None = None,
 ) -> QueryResult:
-    """Run ``plan`` against ``silos`` and return the result with what moved where."""
+    """Run ``plan`` against ``silos`` and return the result with what moved where.
+
+    Args:
+        timeout_s: seconds one fragment may run (a silo's own ``timeout_s`` may lower it).
+        query_timeout_s: seconds all the fragments together may take.
+
+    Raises:
+        SiloTimeoutError: a bound passed; the running statements were cancelled in their silos.
+    """
     started = time.perf_counter()
-    tables, runs, key_routes = _run_fragments(plan, silos, timeout_s=timeout_s, progress=progress)
+    tables, runs, key_routes = _run_fragments(
+        plan, silos, timeout_s=timeout_s, query_timeout_s=query_timeout_s, progress=progress
+    )
     fetched = time.perf_counter()
     if plan.shipped_to is not None:
         table = tables[SHIPPED_ID]  # the host silo ran the residual query itself
@@ -108,7 +128,7 @@ def _fragment_routes(plan: Plan, runs: Mapping[str, FragmentRun]) -> list[Route]
     return routes
 
 
-def _run_fragments(plan, silos, *, timeout_s, progress):
+def _run_fragments(plan, silos, *, timeout_s, query_timeout_s, progress):
     by_target: dict[str, list[SemiJoin]] = {}
     for sj in plan.semi_joins:
         by_target.setdefault(sj.target, []).append(sj)
@@ -116,6 +136,8 @@ def _run_fragments(plan, silos, *, timeout_s, progress):
     tables: dict[str, pa.Table] = {}
     runs: dict[str, FragmentRun] = {}
     key_routes: list[Route] = []
+    query_deadline = time.monotonic() + query_timeout_s
+    threads: dict[str, int] = {}  # fragment id → the thread running it (to cancel it)
 
     def keys_for(fragment_id: str) -> dict[str, pa.Array]:
         keys = _semi_join_keys(by_target.get(fragment_id, []), tables)
@@ -123,21 +145,30 @@ def _run_fragments(plan, silos, *, timeout_s, progress):
         return keys
 
     pool = cf.ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, max(1, len(plan.fragments))))
-    pending: dict[cf.Future, tuple[str, str, float]] = {}  # future → (id, silo, started)
+    pending: dict[cf.Future, _Pending] = {}
+
+    def start(fid: str, silo: SiloResource, work: Callable, *args) -> None:
+        now = time.monotonic()
+        own = min(timeout_s, silo.timeout_s if silo.timeout_s is not None else timeout_s)
+        if now + own <= query_deadline:
+            bound = _Pending(fid, silo.name, now + own, own, _fragment_setting(silo, timeout_s))
+        else:
+            bound = _Pending(fid, silo.name, query_deadline, query_timeout_s, "query_timeout_s")
+        seconds = max(bound.deadline - now, 0.001)
+        pending[pool.submit(_bounded, work, fid, threads, seconds, *args)] = bound
 
     def submit(fragment: FragmentPlan, keys: dict[str, pa.Array] | None = None) -> None:
         if progress:
             progress("start", fragment, {})
-        future = pool.submit(_run_one, fragment, silos[fragment.silo], plan, keys or {})
-        pending[future] = (fragment.id, fragment.silo, time.monotonic())
+        silo = silos[fragment.silo]
+        start(fragment.id, silo, _run_one, fragment, silo, plan, keys or {})
 
     def ship_when_ready() -> None:
         """Once every other fragment is in, the host silo runs the rest of the query."""
         if hosted and not pending and not waiting and SHIPPED_ID not in tables:
             keys = {f.id: keys_for(f.id) for f in hosted}
             silo = silos[plan.shipped_to]
-            future = pool.submit(_run_shipped, plan, hosted, silo, dict(tables), keys)
-            pending[future] = (SHIPPED_ID, silo.name, time.monotonic())
+            start(SHIPPED_ID, silo, _run_shipped, plan, hosted, silo, dict(tables), keys)
 
     try:
         hosted_ids = {f.id for f in hosted}
@@ -147,19 +178,19 @@ def _run_fragments(plan, silos, *, timeout_s, progress):
         waiting = set(by_target) - hosted_ids
         ship_when_ready()
         while pending:
-            oldest = min(t for _, _, t in pending.values())
-            left = max(0.0, timeout_s - (time.monotonic() - oldest))
+            first = min(pending.values(), key=lambda p: p.deadline)
+            left = max(0.0, first.deadline - time.monotonic())
             done, _ = cf.wait(pending, timeout=left, return_when=cf.FIRST_COMPLETED)
             if not done:
-                late = [v for v in pending.values() if time.monotonic() - v[2] >= timeout_s]
-                fid, silo_name, _ = late[0] if late else next(iter(pending.values()))
-                raise SiloQueryError(
-                    f"silo '{silo_name}', fragment {fid}",
-                    f"no result after {timeout_s:.0f} s",
-                    "check the silo's load, or raise the fragment timeout",
+                raise SiloTimeoutError(
+                    f"silo '{first.silo}', fragment {first.id}",
+                    f"no result within its time bound of {first.seconds:g} s ({first.setting}); "
+                    "the statement was cancelled in the silo",
+                    f"raise {first.setting}, or make the query cheaper for the silo (filter or "
+                    "aggregate more); check the silo's load",
                 )
             for future in done:
-                fid, _, _ = pending.pop(future)
+                fid = pending.pop(future).id
                 table, run = future.result()
                 tables[fid], runs[fid] = table, run
                 if progress and fid != SHIPPED_ID:
@@ -170,7 +201,11 @@ def _run_fragments(plan, silos, *, timeout_s, progress):
                     submit(plan.fragment(target), keys_for(target))
             ship_when_ready()
     except BaseException:
+        # Abandoned: nothing more starts, and what runs is cancelled in its silo, not left there.
         pool.shutdown(wait=False, cancel_futures=True)
+        for bound in pending.values():
+            if bound.id in threads and bound.silo in silos:
+                silos[bound.silo].cancel(threads[bound.id])
         raise
     pool.shutdown(wait=True)
     return tables, runs, key_routes
@@ -189,6 +224,30 @@ def _key_routes(plan: Plan, joins: list[SemiJoin], keys: Mapping[str, pa.Array])
         )
         routes.append(route.moved(len(values), values.nbytes, via=f"{sj.source} → {sj.target}"))
     return routes
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A running fragment's time bound: when it ends, how long it is, which setting set it."""
+
+    id: str
+    silo: str
+    deadline: float
+    seconds: float
+    setting: str
+
+
+def _fragment_setting(silo: SiloResource, timeout_s: float) -> str:
+    if silo.timeout_s is not None and silo.timeout_s < timeout_s:
+        return f"the silo's timeout_s={silo.timeout_s:g}"
+    return f"timeout_s={timeout_s:g} on query() or federated_asset"
+
+
+def _bounded(work: Callable, fid: str, threads: dict[str, int], seconds: float, *args):
+    """``work(*args)`` with the silos' queries bounded to ``seconds``; records its thread."""
+    threads[fid] = threading.get_ident()
+    with time_bound(seconds):
+        return work(*args)
 
 
 def _semi_join_keys(joins: list[SemiJoin], tables: Mapping[str, pa.Table]) -> dict[str, pa.Array]:

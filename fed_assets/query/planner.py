@@ -19,6 +19,7 @@ from sqlglot.optimizer.pushdown_projections import pushdown_projections
 from sqlglot.optimizer.simplify import simplify
 
 from fed_assets.errors import ConfigurationError
+from fed_assets.filters import check_functions
 from fed_assets.query.context import PlanContext, SchemaSource, live_schema
 from fed_assets.query.cost import estimate_fragment
 from fed_assets.query.model import FragmentPlan, Plan
@@ -101,6 +102,9 @@ def plan(
         schema_source=schema_source,
     )
     expression = parse_query(sql, read=read)
+    # Before any rule: a function off the allow-list is refused whichever silo it would reach.
+    allowed = {name for silo in silo_map.values() for name in silo.allowed_functions}
+    check_functions(expression, dialect="duckdb", where="query", allowed=allowed)
     for rule in RULES:
         expression = rule(expression, context) if _wants_context(rule) else rule(expression)
     residual = simplify(expression)

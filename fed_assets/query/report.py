@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from fed_assets.query.model import Plan, QueryResult
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # model.py's explain() methods import this module: types only here
+    from fed_assets.query.model import Plan, QueryResult
 
 
 def _mb(n: float) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
@@ -24,12 +25,14 @@ from fed_assets.errors import (
     ReadOnlyViolation,
     SiloAuthError,
     SiloQueryError,
+    SiloTimeoutError,
     SiloUnreachableError,
     UnknownColumnError,
     UnknownTableError,
 )
 from fed_assets.silo import (
     BATCH_ROWS,
+    DEFAULT_TIMEOUT_S,
     Capabilities,
     ColumnStats,
     SiloResource,
@@ -123,6 +126,18 @@ _SYNTAX_ERROR = "42601"
 _INSUFFICIENT_PRIVILEGE = "42501"
 _INVALID_AUTHORIZATION = ("28000", "28P01")
 _INVALID_CATALOG = "3D000"
+_QUERY_CANCELED = "57014"  # statement_timeout, or a cancel request (the query gave up on it)
+
+# TCP keepalives: probe an idle connection after 10 s, every 5 s, give up after 3 misses, so a
+# server that vanished (host down, network cut) is noticed in about 25 s rather than hours.
+KEEPALIVES_IDLE_S = 10
+KEEPALIVES_INTERVAL_S = 5
+KEEPALIVES_COUNT = 3
+# Data sent but not acknowledged for this long ends the connection (libpq tcp_user_timeout).
+TCP_USER_TIMEOUT_S = 30
+# How often a backend checks, during a long query, that its client is still there: a client
+# process that died leaves no statement running for longer than this (PostgreSQL 14+).
+CLIENT_CHECK_INTERVAL_S = 5
 
 # libpq connection failures, matched on the message since no SQLSTATE reaches the client then.
 _AUTH_PATTERNS = (
@@ -303,9 +318,30 @@ class PostgresSilo(SiloResource):
         return self._scan(keyed_sql(sql, self.dialect, conditions), params=params)
 
     def _scan(self, sql: str, params: pa.RecordBatch | None = None) -> pa.RecordBatchReader:
+        bound = self.time_bound()
+        running: list[Any] = []  # the cursor, once there is one: what ``cancel`` interrupts
+        cancelled = threading.Event()  # a cancel that came before the statement started
+
+        def cancel() -> None:
+            cancelled.set()
+            if running:
+                running[0].adbc_cancel()
+
+        unregister = self._cancellable(cancel)
+
         def start(conn: Any) -> tuple[Any, pa.RecordBatchReader, pa.Schema]:
             cur = conn.cursor()
+            running[:] = [cur]
             try:
+                if cancelled.is_set():
+                    raise SiloTimeoutError(
+                        f"silo '{self.name}'",
+                        "the query gave up on this statement before it started",
+                        "see the error the query raised first",
+                    )
+                if bound != (self.timeout_s or DEFAULT_TIMEOUT_S):  # else the session's own
+                    cur.execute(f"SELECT set_config('statement_timeout', '{_ms(bound)}', false)")
+                    cur.fetchall()
                 cur.adbc_statement.set_options(
                     **{
                         adbc_driver_postgresql.StatementOptions.BATCH_SIZE_HINT_BYTES.value: str(
@@ -320,7 +356,11 @@ class PostgresSilo(SiloResource):
                 _close(cur, None)
                 raise
 
-        conn, (cur, reader, schema) = self._borrow(start)
+        try:
+            conn, (cur, reader, schema) = self._borrow(start)
+        except BaseException:
+            unregister()
+            raise
         drained = False
 
         def batches() -> Iterator[pa.RecordBatch]:
@@ -334,6 +374,7 @@ class PostgresSilo(SiloResource):
         def close() -> None:
             # Only a result read to its end leaves the session idle; after an error, or a reader
             # dropped or closed halfway, the server may still be sending rows: close the session.
+            unregister()
             _close(cur, None)
             if drained:
                 self._give_back(conn)
@@ -407,6 +448,15 @@ class PostgresSilo(SiloResource):
                 f"the query tried to write in a read-only session: {reason}",
                 "send a read-only SELECT; write results through an IO manager instead",
             )
+        if sqlstate == _QUERY_CANCELED or "canceling statement due to" in lowered:
+            bound = self.time_bound()
+            return SiloTimeoutError(
+                where,
+                f"PostgreSQL cancelled the statement after the time bound of {bound:g} s "
+                f"({reason})",
+                "raise the bound (timeout_s on the silo, on query() or on federated_asset), or "
+                "make the query cheaper (filter or aggregate more in the silo)",
+            )
         if sqlstate == _SYNTAX_ERROR:
             return QuerySyntaxError(
                 where,
@@ -438,7 +488,14 @@ class PostgresSilo(SiloResource):
             "connect_timeout": str(self.connect_timeout_s),
             "sslmode": self.sslmode,
             "application_name": "fed-assets",
-            "options": "-c default_transaction_read_only=on",
+            "keepalives": "1",
+            "keepalives_idle": str(KEEPALIVES_IDLE_S),
+            "keepalives_interval": str(KEEPALIVES_INTERVAL_S),
+            "keepalives_count": str(KEEPALIVES_COUNT),
+            "tcp_user_timeout": str(TCP_USER_TIMEOUT_S * 1000),
+            "options": "-c default_transaction_read_only=on"
+            f" -c statement_timeout={_ms(self.timeout_s or DEFAULT_TIMEOUT_S)}"
+            f" -c client_connection_check_interval={CLIENT_CHECK_INTERVAL_S * 1000}",
         }
         return " ".join(f"{k}={_conninfo_value(v)}" for k, v in settings.items() if v != "")
 
@@ -583,6 +640,11 @@ def _connection_lost(err: adbc_driver_manager.Error) -> bool:
         or sqlstate in _LOST_SQLSTATES
         or any(pattern in text for pattern in _LOST_PATTERNS)
     )
+
+
+def _ms(seconds: float) -> int:
+    """Milliseconds for a PostgreSQL setting; at least 1 (0 would mean no bound)."""
+    return max(1, round(seconds * 1000))
 
 
 def _conninfo_value(value: str) -> str:

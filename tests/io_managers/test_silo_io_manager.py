@@ -7,6 +7,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 import pytest
+import sqlglot
 
 from fed_assets.catalog import Catalog
 from fed_assets.definitions import build_definitions
@@ -47,8 +48,16 @@ def run(defs, asset, **kwargs):
 
 
 def loaded_sql(result) -> str:
-    (event,) = [e for e in result.all_events if e.event_type_value == "LOADED_INPUT"]
-    return event.event_specific_data.metadata["sql pushed to silo"].value
+    """The SQL the asset's one input sent to the silo, as its materialisation shows it."""
+    (materialization,) = [
+        e.event_specific_data.materialization
+        for e in result.all_events
+        if e.event_type_value == "ASSET_MATERIALIZATION"
+    ]
+    (shown,) = [v.value for k, v in materialization.metadata.items() if k.startswith("sql read/")]
+    # The metadata shows the SQL pretty-printed in a Markdown block: compare it on one line.
+    sql = shown.split("```sql", 1)[1].rsplit("```", 1)[0]
+    return sqlglot.parse_one(sql, read="duckdb").sql("duckdb")
 
 
 def test_pandas_annotation_gets_a_dataframe_with_only_the_columns_asked(silo, tmp_path):

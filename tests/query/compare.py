@@ -17,8 +17,13 @@ def _norm(value):
 
 
 def assert_same(actual: pa.Table, expected: pa.Table, sql: str) -> None:
-    """Equal column names and rows; row order compared only when the query orders its output."""
+    """Equal column names and types, and equal rows; row order compared only when the query
+    orders its output."""
     assert [c.lower() for c in actual.column_names] == [c.lower() for c in expected.column_names]
+    types = [f.type for f in actual.schema]
+    assert types == [f.type for f in expected.schema], (
+        f"federated result types differ from co-located for:\n{sql}\n{types}\n{expected.schema}"
+    )
     a = [tuple(_norm(v) for v in r.values()) for r in actual.to_pylist()]
     e = [tuple(_norm(v) for v in r.values()) for r in expected.to_pylist()]
     ordered = parse_one(sql, read="duckdb").args.get("order") is not None

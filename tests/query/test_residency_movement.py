@@ -34,6 +34,9 @@ REVEALING = [
 @pytest.mark.parametrize("aggregate", REVEALING)
 def test_member_revealing_aggregate_of_pii_is_refused(shop, scans, aggregate):
     silos, _ = shop
+    # An aggregate sqlglot does not know (histogram) must be allowed on the silo to get this far.
+    crm = silos["crm"].model_copy(update={"allowed_functions": ["histogram"]})
+    silos = {**silos, "crm": crm}
     sql = f"SELECT segment, {aggregate} AS v FROM crm.customers GROUP BY segment"
     with pytest.raises(PolicyViolation, match=r"column 'email'.*rule pii"):
         query(sql, silos)

@@ -17,13 +17,13 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fed_assets.asset_graph import MODEL_ROLE, MODEL_ROLE_TAG
 from fed_assets.catalog import Catalog
 from fed_assets.definitions import build_definitions
 from fed_assets.profile import PROFILE_METADATA_KEY, profile
 from fed_assets.query.asset import federated_asset
 from resources.silos.parquet import ParquetSilo
 from resources.silos.sqlite import SQLiteSilo
-from sensors.graph import MODEL_ROLE, MODEL_ROLE_TAG
 
 CUSTOMERS = 40
 
@@ -118,11 +118,14 @@ def world_assets(world: World) -> list[dg.AssetsDefinition]:
     ]
 
 
-def world_definitions(world: World, *, sensors=(), schedules=(), assets=()) -> dg.Definitions:
+def world_definitions(
+    world: World, *, sensors=(), schedules=(), assets=(), checks=()
+) -> dg.Definitions:
     return build_definitions(
         world.catalog,
         results_base_path=str(world.root / "results"),
         assets=[*world_assets(world), *assets],
+        asset_checks=list(checks),
         sensors=list(sensors),
         schedules=list(schedules),
     )

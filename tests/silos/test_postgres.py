@@ -21,11 +21,12 @@ from fed_assets.errors import (
     SiloUnreachableError,
     UnknownColumnError,
     UnknownTableError,
+    UnsafeFunctionError,
 )
 from fed_assets.silo import BATCH_ROWS
 from resources.silos._pool import POOL_IDLE_MAX
 from tests.servers import free_port
-from tests.silos.cases.postgres import connect, flush_stats, silo_for
+from tests.silos.cases.postgres import connect, connect_silo, flush_stats, silo_for
 
 
 def test_wrong_password_is_an_auth_error_without_the_password(postgres_schema):
@@ -219,7 +220,12 @@ def test_failed_query_closes_its_session(postgres_case):
 
 
 def test_reused_session_stays_read_only(postgres_case):
-    silo = postgres_case.silo
+    with pytest.raises(UnsafeFunctionError, match=r"set_config\(\).*allowed_functions"):
+        postgres_case.silo.scan("SELECT set_config('default_transaction_read_only', 'off', false)")
+    # A silo that allows it (the documented per-silo setting) still gets a read-only session back.
+    silo = postgres_case.silo.model_copy(
+        update={"allowed_functions": ["set_config", "current_setting"]}
+    )
     people = silo.table_expression("people").sql("postgres")
     opened = silo.scan(
         "SELECT pg_backend_pid() AS pid, "
@@ -300,16 +306,3 @@ def wait_until_gone(admin, pid: int, timeout: float = 5.0) -> None:
     while admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone():
         assert time.monotonic() < deadline, f"backend {pid} still runs"
         time.sleep(0.05)
-
-
-def connect_silo(silo):
-    """A writer's connection to the server the silo reads (the silo itself cannot write)."""
-    return connect(
-        {
-            "FED_TEST_POSTGRES_HOST": silo.host,
-            "FED_TEST_POSTGRES_PORT": str(silo.port),
-            "FED_TEST_POSTGRES_USER": silo.user,
-            "FED_TEST_POSTGRES_PASSWORD": silo.password,
-            "FED_TEST_POSTGRES_DATABASE": silo.database,
-        }
-    )

@@ -4,7 +4,7 @@ For ``SELECT g, SUM(f.x) FROM f JOIN d ON ... GROUP BY g`` where every aggregate
 fragment ``f``, ``f`` is grouped in its silo by the columns of ``f`` the rest of the query uses
 (join keys, group keys, filters), and the residual combines the partials:
 
-    SUM(x) → SUM(partial sums)         COUNT(*) / COUNT(x) → COALESCE(SUM(partial counts), 0)
+    SUM(x) → SUM(partial sums)         COUNT(*) / COUNT(x) → CAST(COALESCE(SUM(partial counts), 0) AS BIGINT)
     MIN(x) → MIN(partial minima)       MAX(x) → MAX(partial maxima)
     AVG(x) → SUM(partial sums) / SUM(partial counts)
 
@@ -119,7 +119,9 @@ def _split(select: exp.Select, alias: str, aggregates: list[exp.AggFunc], cut) -
         if isinstance(agg, exp.Sum):
             final = exp.Sum(this=partial(agg))
         elif isinstance(agg, exp.Count):
-            final = exp.func("COALESCE", exp.Sum(this=partial(agg)), exp.Literal.number(0))
+            # A sum of counts is a HUGEINT in DuckDB; COUNT itself is a BIGINT, and so stays.
+            total = exp.func("COALESCE", exp.Sum(this=partial(agg)), exp.Literal.number(0))
+            final = exp.cast(total, "BIGINT")
         elif isinstance(agg, (exp.Min, exp.Max)):
             final = type(agg)(this=partial(agg))
         else:  # AVG: sum / count

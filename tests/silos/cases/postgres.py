@@ -26,6 +26,19 @@ def connect(env: dict[str, str]) -> psycopg.Connection:
     )
 
 
+def connect_silo(silo):
+    """A writer's connection to the server the silo reads (the silo itself cannot write)."""
+    return connect(
+        {
+            "FED_TEST_POSTGRES_HOST": silo.host,
+            "FED_TEST_POSTGRES_PORT": str(silo.port),
+            "FED_TEST_POSTGRES_USER": silo.user,
+            "FED_TEST_POSTGRES_PASSWORD": silo.password,
+            "FED_TEST_POSTGRES_DATABASE": silo.database,
+        }
+    )
+
+
 def flush_stats(con: psycopg.Connection) -> None:
     """Make this session's table counters visible to others now (they are flushed lazily)."""
     con.execute("SELECT pg_stat_force_next_flush()")

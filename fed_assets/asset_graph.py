@@ -1,4 +1,4 @@
-"""Lineage questions the sensors and schedules ask of the asset graph (never a hand-kept list)."""
+"""Lineage questions sensors, schedules and checks ask of the asset graph (never a hand-kept list)."""
 
 from __future__ import annotations
 
