@@ -369,6 +369,9 @@ def run_metadata(result: QueryResult) -> dict[str, Any]:
                 ]
             )
         ),
+        "run-time decisions": dg.MetadataValue.md(
+            "\n".join(f"- {d}" for d in result.decisions) or "none: no semi-join to decide"
+        ),
         "rows estimated vs actual": dg.MetadataValue.json(
             [
                 {

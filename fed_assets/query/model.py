@@ -56,6 +56,10 @@ class SemiJoin:
     target: str
     target_column: str
     rule: str = "export allowed"
+    source_rows: float | None = None
+    """The source's estimated rows when the semi-join was chosen."""
+    target_rows: float | None = None
+    """The target's estimated rows before any keys filter it."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,8 @@ class QueryResult:
     routes: tuple[Route, ...] = ()
     """Every movement the query made: fragment results, semi-join keys, shipped tables and a
     shipped plan's result, each with its rows, bytes and the rule that allowed it."""
+    decisions: tuple[str, ...] = ()
+    """What the executor decided once actual sizes were known, and why (``adaptive``)."""
 
     @property
     def planning_ms(self) -> float:

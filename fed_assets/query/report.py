@@ -52,6 +52,8 @@ def explain_result(result: QueryResult) -> str:
             f"{f.q_error:.1f}), {_mb(f.bytes)} "
             f"{f.source_region} → {f.destination_region}, {f.seconds:.3f} s{sj}"
         )
+    if result.decisions:
+        lines += ["", "Decided at run time:", *(f"  {d}" for d in result.decisions)]
     lines.append(
         f"  result: {result.table.num_rows:,} rows; moved {_mb(result.bytes_moved)}; "
         + ", ".join(f"{k} {v:.3f} s" for k, v in result.stage_seconds.items())
