@@ -374,6 +374,9 @@ def run_metadata(result: QueryResult, dialects: Mapping[str, str] | None = None)
             )
         ),
         "moved by silo": md.table([by_silo[s] for s in sorted(by_silo)]),
+        "run-time decisions": dg.MetadataValue.md(
+            "\n".join(f"- {d}" for d in result.decisions) or "none: no semi-join to decide"
+        ),
         "rows estimated vs actual": md.table(
             [
                 {
@@ -382,10 +385,11 @@ def run_metadata(result: QueryResult, dialects: Mapping[str, str] | None = None)
                     "estimated": round(f.est_rows),
                     "actual": f.rows,
                     "actual / estimated": round(f.rows / f.est_rows, 2) if f.est_rows else None,
+                    "q-error": round(f.q_error, 2),
                 }
                 for f in result.fragments
             ],
-            columns=["fragment", "silo", "estimated", "actual", "actual / estimated"],
+            columns=["fragment", "silo", "estimated", "actual", "actual / estimated", "q-error"],
         ),
         "residency audit": md.table(
             [

@@ -22,13 +22,12 @@ from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from fed_assets import engine as fed_engine
 from fed_assets.errors import FedAssetsError, SiloTimeoutError, SiloUnreachableError
 from fed_assets.keyed import keyed_sql, keys_tables
+from fed_assets.query.adaptive import semi_join_keys
 from fed_assets.query.model import FragmentPlan, FragmentRun, Plan, QueryResult, SemiJoin
-from fed_assets.query.rules.choose_semi_joins import SEMIJOIN_MAX_KEYS
 from fed_assets.residency import Route
 from fed_assets.silo import DEFAULT_TIMEOUT_S, SiloResource, time_bound
 
@@ -73,7 +72,7 @@ def execute(
         SiloTimeoutError: a bound passed; the running statements were cancelled in their silos.
     """
     started = time.perf_counter()
-    tables, runs, key_routes = _run_fragments(
+    tables, runs, key_routes, decisions = _run_fragments(
         plan, silos, timeout_s=timeout_s, query_timeout_s=query_timeout_s, progress=progress
     )
     fetched = time.perf_counter()
@@ -95,6 +94,7 @@ def execute(
             "residual": done - fetched,
         },
         routes=tuple(_fragment_routes(plan, runs)) + tuple(key_routes),
+        decisions=tuple(decisions),
     )
 
 
@@ -137,11 +137,13 @@ def _run_fragments(plan, silos, *, timeout_s, query_timeout_s, progress):
     tables: dict[str, pa.Table] = {}
     runs: dict[str, FragmentRun] = {}
     key_routes: list[Route] = []
+    decisions: list[str] = []
     query_deadline = time.monotonic() + query_timeout_s
     threads: dict[str, int] = {}  # fragment id → the thread running it (to cancel it)
 
     def keys_for(fragment_id: str) -> dict[str, pa.Array]:
-        keys = _semi_join_keys(by_target.get(fragment_id, []), tables)
+        keys, decided = semi_join_keys(by_target.get(fragment_id, []), tables)
+        decisions.extend(decided)
         key_routes.extend(_key_routes(plan, by_target.get(fragment_id, []), keys))
         return keys
 
@@ -209,7 +211,7 @@ def _run_fragments(plan, silos, *, timeout_s, query_timeout_s, progress):
                 silos[bound.silo].cancel(threads[bound.id])
         raise
     pool.shutdown(wait=True)
-    return tables, runs, key_routes
+    return tables, runs, key_routes, decisions
 
 
 def _key_routes(plan: Plan, joins: list[SemiJoin], keys: Mapping[str, pa.Array]) -> list[Route]:
@@ -249,17 +251,6 @@ def _bounded(work: Callable, fid: str, threads: dict[str, int], seconds: float, 
     threads[fid] = threading.get_ident()
     with time_bound(seconds):
         return work(*args)
-
-
-def _semi_join_keys(joins: list[SemiJoin], tables: Mapping[str, pa.Table]) -> dict[str, pa.Array]:
-    """Target column → the distinct non-null keys its sources produced; a list too long to be
-    worth sending is left out (the join above still applies it)."""
-    keys = {}
-    for sj in joins:
-        values = pc.unique(tables[sj.source][sj.source_column]).drop_null()
-        if len(values) <= SEMIJOIN_MAX_KEYS:
-            keys[sj.target_column] = values
-    return keys
 
 
 def _run_one(

@@ -49,9 +49,12 @@ def explain_result(result: QueryResult) -> str:
     for f in result.fragments:
         sj = f", filtered by {f.semi_join_keys:,} semi-join keys" if f.semi_join_keys else ""
         lines.append(
-            f"  {f.id} {f.silo}: {f.rows:,} rows (est {f.est_rows:,.0f}), {_mb(f.bytes)} "
+            f"  {f.id} {f.silo}: {f.rows:,} rows (est {f.est_rows:,.0f}, q-error "
+            f"{f.q_error:.1f}), {_mb(f.bytes)} "
             f"{f.source_region} → {f.destination_region}, {f.seconds:.3f} s{sj}"
         )
+    if result.decisions:
+        lines += ["", "Decided at run time:", *(f"  {d}" for d in result.decisions)]
     lines.append(
         f"  result: {result.table.num_rows:,} rows; moved {_mb(result.bytes_moved)}; "
         + ", ".join(f"{k} {v:.3f} s" for k, v in result.stage_seconds.items())
@@ -68,6 +71,7 @@ def fragment_rows(result: QueryResult) -> list[dict]:
             "route": f"{f.source_region} → {f.destination_region}",
             "rows": f.rows,
             "est. rows": round(f.est_rows),
+            "q-error": round(f.q_error, 1),
             "MB": round(f.bytes / 1e6, 3),
             "est. MB": round(f.est_bytes / 1e6, 3),
             "seconds": round(f.seconds, 3),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import pyarrow as pa
@@ -34,7 +34,7 @@ from resources.silos._postgres_errors import classify, connection_lost
 from resources.silos._postgres_types import arrow_schema, min_max, ndv
 
 if TYPE_CHECKING:
-    import adbc_driver_manager
+    pass
 
 T = TypeVar("T")
 
@@ -245,7 +245,26 @@ class PostgresSilo(SiloResource):
             db=exp.to_identifier(self.schema_, quoted=True),
         )
 
-    def _scan(self, sql: str) -> pa.RecordBatchReader:
+    def scan_keyed(self, sql: str, keys: Mapping[str, pa.Array]) -> pa.RecordBatchReader:
+        """Semi-join keys as one array parameter per column: ``col IN (SELECT
+        unnest($1::bigint[]))``. PostgreSQL hashes the unnested keys (a hash semi-join), and no
+        key list is rendered into SQL text and parsed again (3,000 keys cost about 70 ms of
+        sqlglot as an ``IN`` list). Key types without a matching array type use ``IN`` lists."""
+        from fed_assets.keyed import keyed_sql
+
+        if not keys or any(_pg_array_type(v.type) is None for v in keys.values()):
+            return super().scan_keyed(sql, keys)
+        self.check_query(sql)
+        conditions, columns = {}, []
+        for i, (column, values) in enumerate(keys.items(), start=1):
+            array = exp.cast(exp.Parameter(this=exp.Literal.number(i)), _pg_array_type(values.type))
+            unnest = exp.select(exp.func("unnest", array))
+            conditions[column] = lambda target, unnest=unnest: target.isin(query=unnest.copy())
+            columns.append(pa.array([values.to_pylist()], pa.list_(values.type)))
+        params = pa.record_batch(columns, names=[f"p{i}" for i in range(len(columns))])
+        return self._scan(keyed_sql(sql, self.dialect, conditions), params=params)
+
+    def _scan(self, sql: str, params: pa.RecordBatch | None = None) -> pa.RecordBatchReader:
         import adbc_driver_postgresql
 
         bound = self.time_bound()
@@ -280,7 +299,7 @@ class PostgresSilo(SiloResource):
                         )
                     }
                 )
-                cur.execute(sql)
+                cur.execute(sql, params)
                 reader = cur.fetch_record_batch()
                 return cur, reader, arrow_schema(reader.schema)
             except BaseException:
@@ -486,3 +505,18 @@ def _close(cur: Any, conn: Any) -> None:
             continue
         with contextlib.suppress(Exception):  # closing after a failure must not hide it
             handle.close()
+
+
+# Arrow key types sent as one PostgreSQL array parameter, and the array type they are cast to.
+_ARRAY_TYPES = {
+    pa.int64(): "BIGINT[]",
+    pa.int32(): "INT[]",
+    pa.int16(): "SMALLINT[]",
+    pa.string(): "TEXT[]",
+    pa.large_string(): "TEXT[]",
+}
+
+
+def _pg_array_type(kind: pa.DataType) -> str | None:
+    """The PostgreSQL array type semi-join keys of ``kind`` travel as (None: use an IN list)."""
+    return _ARRAY_TYPES.get(kind)
