@@ -40,11 +40,14 @@ from fed_assets.filters import check_functions, parse_condition, parse_read_only
 # small enough (~10 MB at 100 bytes a row) that a 10-million-row scan never sits in memory whole.
 BATCH_ROWS = 100_000
 # Driver messages for a function the engine does not have: SQLite, PostgreSQL (SQLSTATE 42883),
-# DuckDB.
+# DuckDB and the emulators built on it (fakesnow, bqemulator), Snowflake ("Unknown function F"),
+# BigQuery ("Function not found: f").
 _NO_FUNCTION = re.compile(
     r"no such function: ([\w.]+)"
     r"|function ([\w.\"]+)\(.*\) does not exist"
-    r"|Function with name \"?([\w.]+)\"? does not exist",
+    r"|Function with name \"?([\w.]+)\"? does not exist"
+    r"|unknown function ([\w.]+)"
+    r"|function not found: ([\w.]+)",
     re.IGNORECASE,
 )
 
@@ -488,19 +491,48 @@ class SiloResource(ConfigurableResource):
             function=name,
         )
 
-    def wrap_error(self, err: Exception, *, table: str | None = None) -> FedAssetsError:
-        """Turn a driver error into a ``FedAssetsError``; subclasses refine by driver."""
+    def wrap_error(
+        self, err: Exception, *, table: str | None = None, connecting: bool = False
+    ) -> FedAssetsError:
+        """Turn a driver error into a ``FedAssetsError``.
+
+        Errors that are already ours pass through; a message saying the silo has no such
+        function becomes ``UnsupportedFunctionError`` (a federated query then evaluates the
+        function in the embedded engine); the kind's ``classify_error`` names the rest, and what
+        it does not know is a ``SiloQueryError``.
+
+        Args:
+            err: what the driver raised.
+            table: the table being read, when known.
+            connecting: the error came from opening a session (logging in).
+        """
         if isinstance(err, FedAssetsError):
             return err
         missing = self.unsupported_function(str(err))
         if missing is not None:
             return missing
-        where = f"silo '{self.name}'" + (f", table '{table}'" if table else "")
+        where = self.error_where(table)
+        known = self.classify_error(err, where, table=table, connecting=connecting)
+        if known is not None:
+            return known
         return SiloQueryError(
             where,
-            f"the {self.kind} silo failed: {type(err).__name__}: {str(err).splitlines()[0]}",
+            f"the {self.kind} silo failed: {type(err).__name__}: {(str(err).splitlines() or [''])[0]}",
             "check the query and that the silo is healthy",
         )
+
+    def classify_error(
+        self, err: Exception, where: str, *, table: str | None, connecting: bool
+    ) -> FedAssetsError | None:
+        """The kind's own reading of a driver error (``where`` names silo and table), or None.
+
+        Called by ``wrap_error`` for errors that are neither ours nor a missing function.
+        """
+        return None
+
+    def error_where(self, table: str | None = None) -> str:
+        """Where an error happened, as error messages name it: the silo, and the table if known."""
+        return f"silo '{self.name}'" + (f", table '{table}'" if table else "")
 
 
 @contextlib.contextmanager

@@ -71,19 +71,25 @@ _LOST_PATTERNS = (
 )
 
 
-def classify(silo: PostgresSilo, err: Exception, *, table: str | None = None) -> FedAssetsError:
-    """The ``FedAssetsError`` for a driver error of ``silo`` (passwords scrubbed)."""
-    if isinstance(err, FedAssetsError):
-        return err
+def classify(
+    silo: PostgresSilo,
+    err: Exception,
+    where: str,
+    *,
+    table: str | None = None,
+    connecting: bool = False,
+) -> FedAssetsError:
+    """The ``FedAssetsError`` for a driver error of ``silo`` (passwords scrubbed).
+
+    ``SiloResource.wrap_error`` has already let our own errors and missing functions through;
+    ``connecting`` says the error came from opening a session.
+    """
     text = silo._scrub(str(err))
-    if (missing := silo.unsupported_function(str(err))) is not None:
-        return missing
     sqlstate = getattr(err, "sqlstate", None)
     reason = _server_message(text)
     lowered = text.lower()
-    where = f"silo '{silo.name}'" + (f", table '{table}'" if table else "")
     address = f"{silo.host}:{silo.port}"
-    connecting = "failed to connect" in lowered or (sqlstate or "").startswith("08")
+    connecting = connecting or "failed to connect" in lowered or (sqlstate or "").startswith("08")
 
     if sqlstate in _INVALID_AUTHORIZATION or (
         connecting and any(p in lowered for p in _AUTH_PATTERNS)

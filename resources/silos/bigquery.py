@@ -244,12 +244,11 @@ class BigQuerySilo(SiloResource):
                 return self._scan_rest(sql, storage=None)
             return self._scan_rest(sql, storage=storage)
 
-    def wrap_error(self, err: Exception, *, table: str | None = None) -> FedAssetsError:
-        if isinstance(err, FedAssetsError):
-            return err
+    def classify_error(
+        self, err: Exception, where: str, *, table: str | None, connecting: bool
+    ) -> FedAssetsError:
         from google.api_core import exceptions as gexc
 
-        where = f"silo '{self.name}'" + (f", table '{table}'" if table else "")
         message = first_line(err)
         if unreachable(err):
             if over_grpc(err):

@@ -141,13 +141,10 @@ class DuckDBSilo(ArrowInputs, SiloResource):
             raise self.wrap_error(err) from None
         return stream(reader.schema, iter(reader), on_error=self.wrap_error, close=close)
 
-    def wrap_error(self, err: Exception, *, table: str | None = None) -> FedAssetsError:
-        if isinstance(err, FedAssetsError):
-            return err
+    def classify_error(
+        self, err: Exception, where: str, *, table: str | None, connecting: bool
+    ) -> FedAssetsError:
         text = str(err).splitlines()[0]
-        if (missing := self.unsupported_function(str(err))) is not None:
-            return missing
-        where = f"silo '{self.name}'" + (f", table '{table}'" if table else "")
         if isinstance(err, duckdb.CatalogException) and "Table" in text:
             return UnknownTableError(where, text, f"use one of: {', '.join(self.tables())}")
         if isinstance(err, duckdb.BinderException) and "column" in text.lower():

@@ -343,8 +343,10 @@ class PostgresSilo(SiloResource):
         self.close_pool()
 
     # ----------------------------------------------------------------- errors
-    def wrap_error(self, err: Exception, *, table: str | None = None) -> FedAssetsError:
-        return classify(self, err, table=table)
+    def classify_error(
+        self, err: Exception, where: str, *, table: str | None, connecting: bool
+    ) -> FedAssetsError:
+        return classify(self, err, where, table=table, connecting=connecting)
 
     # ----------------------------------------------------------------- helpers
     def conninfo(self) -> str:

@@ -339,7 +339,7 @@ class SnowflakeSilo(SiloResource):
             raise
         except Exception as err:
             # from None: a connector's login error may carry connection details.
-            raise self._translate(err, connecting=True) from None
+            raise self.wrap_error(err, connecting=True) from None
 
         def close() -> None:
             try:
@@ -424,19 +424,12 @@ class SnowflakeSilo(SiloResource):
         return pa.Table.from_arrays(columns, schema=schema)
 
     # ----------------------------------------------------------------- errors
-    def wrap_error(self, err: Exception, *, table: str | None = None) -> FedAssetsError:
-        return self._translate(err, table=table)
-
-    def _translate(
-        self, err: Exception, *, table: str | None = None, connecting: bool = False
+    def classify_error(
+        self, err: Exception, where: str, *, table: str | None, connecting: bool
     ) -> FedAssetsError:
-        """``wrap_error``; ``connecting`` says the error came from logging in."""
-        if isinstance(err, FedAssetsError):
-            return err
         errno = getattr(err, "errno", None)
         text = self._scrub(_message(err))
         lowered = text.lower()
-        where = f"silo '{self.name}'" + (f", table '{table}'" if table else "")
         address = self._address()
 
         if errno in _AUTH_ERRNOS or (

@@ -212,13 +212,10 @@ class SQLiteSilo(SiloResource):
                 out.append(_sqlite_arrow(select.type))
         return out
 
-    def wrap_error(self, err: Exception, *, table: str | None = None) -> FedAssetsError:
-        if isinstance(err, FedAssetsError):
-            return err
+    def classify_error(
+        self, err: Exception, where: str, *, table: str | None, connecting: bool
+    ) -> FedAssetsError:
         text = str(err).splitlines()[0]
-        if (missing := self.unsupported_function(str(err))) is not None:
-            return missing
-        where = f"silo '{self.name}'" + (f", table '{table}'" if table else "")
         if "no such table" in text:
             return UnknownTableError(where, text, f"use one of: {', '.join(self.tables())}")
         if "no such column" in text:

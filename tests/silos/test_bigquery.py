@@ -16,6 +16,7 @@ from fed_assets.errors import (
     SiloUnreachableError,
     UnknownColumnError,
     UnknownTableError,
+    UnsupportedFunctionError,
 )
 from resources.silos.bigquery import TMP_PREFIX, BigQuerySilo
 from tests.servers import free_port
@@ -177,3 +178,31 @@ def test_malformed_credentials_are_a_configuration_error():
 def test_table_expression_is_fully_qualified():
     silo = BigQuerySilo(name="wh", project="my-proj", dataset="sales")
     assert silo.table_expression("orders").sql("bigquery") == "`my-proj`.`sales`.`orders`"
+
+
+def test_the_emulators_message_for_an_unknown_function(bigquery_dataset):
+    env, _, dataset = bigquery_dataset
+    silo = emulator_silo(env, dataset, allowed_functions=["no_such_function"])
+    with pytest.raises(UnsupportedFunctionError) as info:
+        silo.scan("SELECT no_such_function(1) AS x").read_all()
+    assert info.value.silo == "warehouse" and info.value.function == "no_such_function"
+
+
+@pytest.mark.parametrize(
+    ("message", "function"),
+    [
+        ("Function not found: jaro_similarity at [1:8]", "jaro_similarity"),
+        (
+            "Query execution failed: Catalog Error: Scalar Function with name foo does not exist!",
+            "foo",
+        ),
+    ],
+)
+def test_driver_messages_for_a_missing_function(message, function):
+    silo = BigQuerySilo(name="bq", project="p", dataset="d")
+    err = silo.wrap_error(gexc.BadRequest(message))
+    assert isinstance(err, UnsupportedFunctionError) and err.function == function
+    assert "no function" in str(err) and "'bq'" in str(err)
+    assert not isinstance(
+        silo.wrap_error(gexc.BadRequest("Syntax error at [1:1]")), UnsupportedFunctionError
+    )

@@ -18,6 +18,7 @@ from fed_assets.errors import (
     SiloUnreachableError,
     UnknownColumnError,
     UnknownTableError,
+    UnsupportedFunctionError,
 )
 from fed_assets.silo import BATCH_ROWS
 from resources.silos.snowflake import SnowflakeSilo
@@ -211,3 +212,30 @@ def test_the_silo_connects_through_dagster_snowflake(snowflake_case, monkeypatch
     result = materialize([people_count], resources={"sf": silo})
     assert result.success
     assert result.output_for_node("people_count") == 5
+
+
+def test_the_emulators_message_for_a_missing_function(snowflake_case):
+    # fakesnow (DuckDB underneath) has no SOUNDEX: the silo says which function it lacks, which
+    # is what lets a federated query evaluate it above the silo.
+    silo = snowflake_case.silo
+    with pytest.raises(UnsupportedFunctionError, match=r"no function soundex\(\)") as info:
+        silo.scan('SELECT SOUNDEX("name") AS s FROM "people"').read_all()
+    assert info.value.silo == "sf" and info.value.function == "soundex"
+
+
+@pytest.mark.parametrize(
+    ("message", "errno", "function"),
+    [
+        ("SQL compilation error:\nUnknown function JARO_SIMILARITY", 2140, "jaro_similarity"),
+        ("Catalog Error: Scalar Function with name soundex does not exist!", 2043, "soundex"),
+    ],
+)
+def test_driver_messages_for_a_missing_function(snowflake_database, message, errno, function):
+    env, database = snowflake_database
+    silo = silo_for(env, database)
+    err = silo.wrap_error(sf_errors.ProgrammingError(msg=message, errno=errno, sqlstate="42601"))
+    assert isinstance(err, UnsupportedFunctionError) and err.function == function
+    other = silo.wrap_error(
+        sf_errors.ProgrammingError(msg="SQL compilation error: syntax error", errno=1003)
+    )
+    assert not isinstance(other, UnsupportedFunctionError)
