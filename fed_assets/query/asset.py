@@ -42,6 +42,7 @@ from fed_assets.query.execute import FRAGMENT_TIMEOUT_S, QUERY_TIMEOUT_S
 from fed_assets.query.model import Plan, QueryResult
 from fed_assets.query.planner import parse_query, plan
 from fed_assets.query.report import fragment_rows, plan_markdown
+from fed_assets.query.tree import cte_names
 from fed_assets.silo import SiloPolicy, SiloResource, TablePolicy, TableStats
 
 log = logging.getLogger(__name__)
@@ -233,7 +234,7 @@ def _tables_named(
 ) -> tuple[tuple[str, str], ...]:
     """(silo, table) for every ``silo.table`` the SQL names, read from its text alone."""
     tree = parse_query(sql)
-    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    ctes = cte_names(tree)
     silos = {name.lower(): name for name in catalog.silos}
     out = set()
     for table in tree.find_all(exp.Table):
@@ -333,7 +334,7 @@ def partition_filtered(sql: str, conditions: Mapping[str, exp.Expression]) -> st
         return sql
     wanted = {k.lower(): v for k, v in conditions.items()}
     tree = parse_query(sql)
-    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    ctes = cte_names(tree)
     for table in list(tree.find_all(exp.Table)):
         parts = [p.name for p in table.parts]
         if len(parts) < 2 and parts and parts[0].lower() in ctes:

@@ -34,8 +34,27 @@ def conjuncts(condition: exp.Expression | None) -> list[exp.Expression]:
 
 
 def where_conjuncts(select: exp.Select) -> list[exp.Expression]:
+    """The AND-ed parts of a SELECT's WHERE."""
     where = select.args.get("where")
     return conjuncts(where.this if where else None)
+
+
+def join_conjuncts(select: exp.Select, *, inner_only: bool = True) -> list[exp.Expression]:
+    """The AND-ed parts of a SELECT's WHERE, then of its joins' ON conditions, in FROM order.
+
+    ``inner_only`` keeps only the ON conditions of inner and cross joins (those that filter the
+    joined rows as a WHERE would); otherwise every join's ON condition counts.
+    """
+    conditions = where_conjuncts(select)
+    for _, join in entries(select)[1:]:
+        if not inner_only or is_inner(join):
+            conditions += conjuncts(join.args.get("on"))
+    return conditions
+
+
+def cte_names(tree: exp.Expression) -> set[str]:
+    """The names (lower case) of the common table expressions a statement defines."""
+    return {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
 
 
 def refs(node: exp.Expression) -> set[str]:

@@ -38,6 +38,7 @@ from fed_assets.errors import (
     SiloQueryError,
     SiloUnreachableError,
 )
+from fed_assets.query.tree import cte_names
 from fed_assets.silo import BATCH_ROWS, SiloResource, stream
 from resources.silos._arrow_inputs import ArrowInputs
 
@@ -497,7 +498,7 @@ class FileSilo(ArrowInputs, SiloResource):
 
         Returns the mapping and whether the statement was changed (a ``db.table`` written).
         """
-        ctes = {cte.alias_or_name.lower() for cte in statement.find_all(exp.CTE)}
+        ctes = cte_names(statement)
         names: dict[str, str] = {}
         rewritten = False
         for node in statement.find_all(exp.Table):

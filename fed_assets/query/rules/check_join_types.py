@@ -11,7 +11,7 @@ from sqlglot import exp
 from fed_assets.errors import FedAssetsError
 from fed_assets.query.context import PlanContext
 from fed_assets.query.lineage import base_column
-from fed_assets.query.tree import conjuncts, entries, where_conjuncts
+from fed_assets.query.tree import entries, join_conjuncts
 
 
 class JoinTypeError(FedAssetsError):
@@ -26,9 +26,7 @@ def check_join_types(expression: exp.Expression, context: PlanContext) -> exp.Ex
             for s, _ in entries(select)
             if isinstance(s, exp.Table) and s.name in context.cuts
         }
-        conditions = where_conjuncts(select) + [
-            c for _, j in entries(select)[1:] for c in conjuncts(j.args.get("on"))
-        ]
+        conditions = join_conjuncts(select, inner_only=False)
         for cond in conditions:
             if not (
                 isinstance(cond, exp.EQ)

@@ -22,7 +22,7 @@ from fed_assets.query.context import PlanContext
 from fed_assets.query.cost import base_rows, estimate_fragment
 from fed_assets.query.model import SemiJoin
 from fed_assets.query.rules.enforce_residency import key_movement
-from fed_assets.query.tree import conjuncts, entries, is_inner
+from fed_assets.query.tree import entries, is_inner, join_conjuncts
 
 # Largest key list sent into a silo: an IN list this long still parses and plans in
 # milliseconds in PostgreSQL and DuckDB.
@@ -126,11 +126,7 @@ def _key_pairs(
     ``select`` to survive: inner equi-joins between placeholders, and ``x IN (SELECT * FROM
     placeholder)`` in WHERE (either side's keys may filter the other)."""
     aliases = _inner_placeholders(select, context)
-    where = select.args.get("where")
-    conditions = conjuncts(where.this if where else None)
-    for _, join in entries(select)[1:]:
-        if is_inner(join):
-            conditions += conjuncts(join.args.get("on"))
+    conditions = join_conjuncts(select)
     pairs = []
     for cond in conditions:
         if isinstance(cond, exp.EQ) and isinstance(cond.left, exp.Column):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from fed_assets.query.tree import conjuncts, entries, is_inner, where_conjuncts
+from fed_assets.query.tree import join_conjuncts
 
 # Comparisons with a constant that carry over to an equal column.
 _CARRIED = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.In, exp.Between, exp.Like)
@@ -17,10 +17,7 @@ _CARRIED = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.In, exp.Betwe
 def derive_predicates(expression: exp.Expression) -> exp.Expression:
     """Add, to each SELECT's WHERE, the comparisons implied through its equi-join keys."""
     for select in list(expression.find_all(exp.Select)):
-        conditions = where_conjuncts(select)
-        for _, join in entries(select)[1:]:
-            if is_inner(join):
-                conditions += conjuncts(join.args.get("on"))
+        conditions = join_conjuncts(select)
         equal: list[tuple[exp.Column, exp.Column]] = [
             (c.left, c.right)
             for c in conditions

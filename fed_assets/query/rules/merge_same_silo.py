@@ -26,6 +26,7 @@ from fed_assets.query.tree import (
     conjuncts,
     entries,
     is_inner,
+    join_conjuncts,
     outer_refs,
     refs,
     scoped_columns,
@@ -238,10 +239,7 @@ def _merge_components(select: exp.Select, context: PlanContext) -> None:
         if isinstance(source, exp.Table) and source.name in context.cuts and mergeable:
             silo_of[source.alias_or_name] = context.cuts[source.name].silo
 
-    inner_conditions = where_conjuncts(select)
-    for _, join in sources[1:]:
-        if is_inner(join):
-            inner_conditions += conjuncts(join.args.get("on"))
+    inner_conditions = join_conjuncts(select)
 
     parent = {alias: alias for alias in silo_of}
 

@@ -7,6 +7,7 @@ from sqlglot import exp
 
 from fed_assets.errors import UnknownSiloError
 from fed_assets.query.context import PlanContext
+from fed_assets.query.tree import cte_names
 
 
 def resolve_tables(expression: exp.Expression, context: PlanContext) -> exp.Expression:
@@ -19,7 +20,7 @@ def resolve_tables(expression: exp.Expression, context: PlanContext) -> exp.Expr
         UnknownSiloError: a table names no configured silo, or names none at all.
         UnknownTableError: the silo has no such table.
     """
-    ctes = {cte.alias_or_name.lower() for cte in expression.find_all(exp.CTE)}
+    ctes = cte_names(expression)
     by_lower = {name.lower(): name for name in context.silos}
     for table in list(expression.find_all(exp.Table)):
         parts = [p.name for p in table.parts]
