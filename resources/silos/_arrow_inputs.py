@@ -17,7 +17,16 @@ class ArrowInputs:
 
     @property
     def capabilities(self) -> Capabilities:
-        return Capabilities(temp_tables=True)
+        # DuckDB runs the whole query, joining tables registered on the query's own cursor.
+        return Capabilities(
+            projection=True,
+            filter=True,
+            limit=True,
+            order_by=True,
+            aggregate=True,
+            join=True,
+            temp_tables=True,
+        )
 
     def scan_keyed(self, sql: str, keys: Mapping[str, pa.Array]) -> pa.RecordBatchReader:
         self.check_query(sql)

@@ -173,7 +173,16 @@ class BigQuerySilo(SiloResource):
 
     @property
     def capabilities(self) -> Capabilities:
-        return Capabilities()
+        # The silo only reads: shipping rows in would need write access to a scratch dataset.
+        return Capabilities(
+            projection=True,
+            filter=True,
+            limit=True,
+            order_by=True,
+            aggregate=True,
+            join=True,
+            temp_tables=False,
+        )
 
     def table_expression(self, table: str) -> exp.Table:
         """``project``.``dataset``.``table``: BigQuery needs the dataset, and jobs run in project."""

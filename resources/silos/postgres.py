@@ -178,7 +178,15 @@ class PostgresSilo(SiloResource):
     @property
     def capabilities(self) -> Capabilities:
         # Sessions are read-only, so temporary tables cannot be created for shipped-in data.
-        return Capabilities(temp_tables=False)
+        return Capabilities(
+            projection=True,
+            filter=True,
+            limit=True,
+            order_by=True,
+            aggregate=True,
+            join=True,
+            temp_tables=False,
+        )
 
     def tables(self) -> list[str]:
         rows = self._fetch(_TABLES_SQL, (self.schema_, list(_LISTED_RELKINDS)))

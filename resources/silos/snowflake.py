@@ -203,7 +203,15 @@ class SnowflakeSilo(SiloResource):
     @property
     def capabilities(self) -> Capabilities:
         # The silo only reads: shipping rows in would need write access to a scratch schema.
-        return Capabilities(temp_tables=False)
+        return Capabilities(
+            projection=True,
+            filter=True,
+            limit=True,
+            order_by=True,
+            aggregate=True,
+            join=True,
+            temp_tables=False,
+        )
 
     def tables(self) -> list[str]:
         return [row["TABLE_NAME"] for row in self._fetch(_TABLES_SQL)]

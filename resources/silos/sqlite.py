@@ -57,7 +57,16 @@ class SQLiteSilo(SiloResource):
 
     @property
     def capabilities(self) -> Capabilities:
-        return Capabilities(temp_tables=False)
+        # The file is opened read-only, so shipped-in rows have nowhere to go.
+        return Capabilities(
+            projection=True,
+            filter=True,
+            limit=True,
+            order_by=True,
+            aggregate=True,
+            join=True,
+            temp_tables=False,
+        )
 
     def _connect(self) -> sqlite3.Connection:
         if not os.path.exists(self.path):

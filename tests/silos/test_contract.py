@@ -6,16 +6,20 @@ import datetime as dt
 
 import pyarrow as pa
 import pytest
+import sqlglot
 from sqlglot import exp
 
 from fed_assets.errors import (
     FedAssetsError,
     QuerySyntaxError,
     ReadOnlyViolation,
+    SiloQueryError,
     UnknownColumnError,
     UnknownTableError,
 )
-from fed_assets.silo import Silo
+from fed_assets.query import plan
+from fed_assets.silo import Capabilities, SiloResource
+from resources.silos.duckdb import DuckDBSilo
 from tests.silos.contract import NEW_ROW, PEOPLE, SiloCase
 
 KINDS = [
@@ -48,9 +52,147 @@ def rows(table: pa.Table) -> list[dict]:
     return sorted(out, key=lambda r: r["id"])
 
 
+# What the base class leaves to each kind (its stubs raise NotImplementedError).
+OWN_MEMBERS = ("dialect", "capabilities", "tables", "schema", "stats", "version", "_scan")
+
+
 def test_implements_the_protocol(case):
-    assert isinstance(case.silo, Silo)
+    kind = type(case.silo)
+    inherited = [m for m in OWN_MEMBERS if getattr(kind, m) is getattr(SiloResource, m)]
+    assert not inherited, f"{kind.__name__} leaves {inherited} to the base class"
+    sqlglot.Dialect.get_or_raise(case.silo.dialect)  # a dialect sqlglot can write
     assert {"people", "nobody"} <= {t.lower() for t in case.silo.tables()}
+
+
+# One query per pushdown ability of ``Capabilities``, over ``people``, and what it must return.
+ABILITY_QUERIES = {
+    "projection": ("SELECT name FROM people", lambda t: t.column_names == ["name"]),
+    "filter": (
+        "SELECT id FROM people WHERE amount > 15",
+        lambda t: sorted(t.column("id").to_pylist()) == [2, 4, 5],
+    ),
+    "limit": ("SELECT id FROM people LIMIT 2", lambda t: t.num_rows == 2),
+    "order_by": (
+        "SELECT id FROM people ORDER BY id DESC",
+        lambda t: t.column("id").to_pylist() == [5, 4, 3, 2, 1],
+    ),
+    "aggregate": (
+        "SELECT active, COUNT(*) AS n FROM people GROUP BY active",
+        lambda t: (
+            sorted(
+                zip(t.column("active").to_pylist(), t.column("n").to_pylist(), strict=True), key=str
+            )
+            == [(False, 1), (None, 1), (True, 3)]
+        ),
+    ),
+    "join": (
+        "SELECT a.id FROM people AS a JOIN people AS b ON a.id = b.id + 1",
+        lambda t: sorted(t.column("id").to_pylist()) == [2, 3, 4, 5],
+    ),
+}
+
+
+# The clause a fragment must not hold when the silo lacks the ability.
+LACKING_CLAUSE = {
+    "filter": "where",
+    "limit": "limit",
+    "order_by": "order by",
+    "aggregate": "group by",
+    "join": " join ",
+}
+
+
+def in_silo(silo: SiloResource, sql: str, *, tables: tuple[str, ...] = ("people",)) -> str:
+    """``sql`` (DuckDB, over the contract tables) as the silo writes it: its table names,
+    identifiers quoted (Snowflake keeps the contract's lower-case names only when quoted)."""
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    for table in list(tree.find_all(exp.Table)):
+        if table.name in tables:
+            real = silo.table_expression(silo.require_table(table.name))
+            real.set("alias", table.args.get("alias"))
+            table.replace(real)
+    for identifier in tree.find_all(exp.Identifier):
+        identifier.set("quoted", True)
+    return tree.sql(silo.dialect)
+
+
+def lower(table: pa.Table) -> pa.Table:
+    return table.rename_columns([c.lower() for c in table.column_names])
+
+
+@pytest.mark.parametrize("ability", sorted(ABILITY_QUERIES))
+def test_declared_pushdowns_hold(case, ability):
+    """A kind that declares an ability runs it in the silo; one that lacks it is planned around
+    (the clause stays in the embedded engine's residual query, never sent to the silo)."""
+    check_ability(case.silo, ability)
+
+
+class PlainDuckDB(DuckDBSilo):
+    """A DuckDB silo that declares none of the pushdowns: the lacking branch of the suite."""
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(
+            projection=False,
+            filter=False,
+            limit=False,
+            order_by=False,
+            aggregate=False,
+            join=False,
+            temp_tables=False,
+        )
+
+
+# Abilities the planner does not yet plan around when a kind lacks them (found by this test).
+NOT_PLANNED_AROUND = {
+    "projection": "no rule reads the projection flag: fragments always name their columns",
+    "join": "with join=False a self-join of one silo is still sent to it as one fragment",
+}
+
+
+@pytest.mark.parametrize(
+    "ability",
+    [
+        pytest.param(a, marks=pytest.mark.xfail(strict=True, reason=NOT_PLANNED_AROUND[a]))
+        if a in NOT_PLANNED_AROUND
+        else a
+        for a in sorted(ABILITY_QUERIES)
+    ],
+)
+def test_a_kind_lacking_a_pushdown_is_planned_around(duckdb_case, ability):
+    check_ability(PlainDuckDB(**duckdb_case.silo.model_dump()), ability)
+
+
+def check_ability(silo: SiloResource, ability: str) -> None:
+    """Run ``ability``'s query in ``silo`` if it declares the ability, else plan around it."""
+    sql, expected = ABILITY_QUERIES[ability]
+    assert ability in Capabilities.__dataclass_fields__
+    if silo.supports(ability):
+        table = lower(silo.scan(in_silo(silo, sql)).read_all())
+        assert expected(table), f"{silo.kind} declares {ability} but {sql!r} gave {table}"
+    else:
+        federated = sql.replace("people", f"{silo.name}.people")
+        planned = plan(federated, [silo])
+        sent = [f.sql.lower() for f in planned.fragments]
+        if ability == "projection":  # the silo is asked for whole rows
+            assert all("*" in f for f in sent)
+        else:
+            clause = LACKING_CLAUSE[ability]
+            assert all(clause not in f for f in sent), f"{ability} was sent to {silo.name}"
+
+
+def test_temp_tables_as_declared(case):
+    """``temp_tables``: a kind that declares it joins tables shipped in through ``scan_with``;
+    one that lacks it refuses, as ``SiloResource.scan_with`` documents."""
+    silo = case.silo
+    shipped = {"shipped": pa.table({"k": pa.array([1, 3], pa.int64())})}
+    sql = "SELECT p.id FROM people AS p JOIN shipped AS s ON p.id = s.k"
+    if silo.supports("temp_tables"):
+        got = lower(silo.scan_with(in_silo(silo, sql), shipped).read_all())
+        assert sorted(got.column("id").to_pylist()) == [1, 3]
+    else:
+        with pytest.raises(SiloQueryError, match="does not accept tables shipped in"):
+            silo.scan_with(in_silo(silo, sql), shipped)
 
 
 def test_schema_types(case):
