@@ -167,10 +167,11 @@ class SQLiteSilo(SiloResource):
     def _scan(self, sql: str, params: dict | None = None) -> pa.RecordBatchReader:
         types = self._result_types(sql)
         con = self._connect()
+        close = self._interruptible(con)
         try:
             cursor = con.execute(sql, params or {})
         except sqlite3.Error as err:
-            con.close()
+            close()
             raise self.wrap_error(err) from None
         names = [d[0] for d in cursor.description]
         if types is None or len(types) != len(names):
@@ -187,7 +188,7 @@ class SQLiteSilo(SiloResource):
                 yield _to_batch(rows, schema)
                 rows = cursor.fetchmany(BATCH_ROWS)
 
-        return stream(schema, batches(), on_error=self.wrap_error, close=con.close)
+        return stream(schema, batches(), on_error=self.wrap_error, close=close)
 
     def _result_types(self, sql: str) -> list[pa.DataType | None] | None:
         """Arrow types of the query's output columns, from declared types via sqlglot."""
