@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         UnknownSiloError,
         UnknownTableError,
     )
+    from fed_assets.quality import DatasetSuite, drift_check, quality_check
     from fed_assets.query import PolicyViolation, QueryResult, explain, query
     from fed_assets.query.asset import federated_asset
     from fed_assets.silo import (
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
     from resources.silos.postgres import PostgresSilo
     from resources.silos.snowflake import SnowflakeSilo
     from resources.silos.sqlite import SQLiteSilo
+    from sensors.schedules import dataset_refresh_schedule, model_retrain_schedule
+    from sensors.source_change import source_change_sensor
 
 # The public API, name → "module:attribute", imported on first use: `import fed_assets` (and so
 # the CLI's --help) stays fast, each silo kind pulls in only its own driver, and no module of the
@@ -113,6 +116,13 @@ _LAZY = {
     "measure": "fed_assets.placement.measuring:measure",
     "placement_for_training": "fed_assets.placement.training:placement_for_training",
     "placement_metadata": "fed_assets.placement.report:placement_metadata",
+    # retraining and quality gates (great-expectations is imported on the first validation)
+    "DatasetSuite": "fed_assets.quality.suite:DatasetSuite",
+    "quality_check": "fed_assets.quality.checks:quality_check",
+    "drift_check": "fed_assets.quality.drift:drift_check",
+    "source_change_sensor": "sensors.source_change:source_change_sensor",
+    "dataset_refresh_schedule": "sensors.schedules:dataset_refresh_schedule",
+    "model_retrain_schedule": "sensors.schedules:model_retrain_schedule",
     # training pulls in torch and transformers
     "fine_tune": "fed_assets.train.fine_tune:fine_tune",
     "FineTunedModel": "fed_assets.train.model:FineTunedModel",
@@ -190,4 +200,10 @@ __all__ = [
     "measure",
     "placement_for_training",
     "placement_metadata",
+    "DatasetSuite",
+    "dataset_refresh_schedule",
+    "drift_check",
+    "model_retrain_schedule",
+    "quality_check",
+    "source_change_sensor",
 ]
