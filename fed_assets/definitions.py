@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import dagster as dg
 
 from fed_assets.catalog import Catalog, silo_io_manager_key
+from fed_assets.train.asset import MODEL_IO_MANAGER_KEY
+from io_managers.model import ModelIOManager
 from io_managers.results import ParquetResultsIOManager
 from io_managers.silo import silo_io_manager
 
@@ -55,8 +57,9 @@ def build_definitions(
     """Definitions with one source asset per silo table plus ``assets`` that build on them.
 
     Resources: each silo under its own name, one read-in-place IO manager per silo
-    (``silo_io_manager__<silo>``, requiring only that silo) and the default ``io_manager``
-    (Parquet results store under ``results_base_path``). A table an asset reads from a silo
+    (``silo_io_manager__<silo>``, requiring only that silo), the default ``io_manager``
+    (Parquet results store under ``results_base_path``) and ``model_io_manager`` (fine-tuned
+    models, versioned, under ``results_base_path/models``). A table an asset reads from a silo
     that is down (and was never snapshotted) gets a placeholder source, so the rest loads.
     ``asset_checks`` guard the assets (e.g. ``fed_assets.quality`` gates).
     """
@@ -80,5 +83,8 @@ def build_definitions(
             # One reader per silo: a step requires (and starts) only the silos it reads.
             **{silo_io_manager_key(n): silo_io_manager([n]) for n in catalog.silos},
             "io_manager": ParquetResultsIOManager(base_path=results_base_path),
+            MODEL_IO_MANAGER_KEY: ModelIOManager(
+                base_path=f"{results_base_path.rstrip('/')}/models"
+            ),
         },
     )

@@ -20,6 +20,7 @@ from fed_assets.demo.assets import DEMO_ASSETS
 from fed_assets.demo.federated import federated_demo_assets
 from fed_assets.demo.gates import demo_gates
 from fed_assets.demo.generate import DemoPaths, default_data_dir
+from fed_assets.demo.models import demo_models
 from fed_assets.demo.silos import embedded_silos
 from resources.compute import EXAMPLE_ESTATE, ComputeEstate
 from sensors.schedules import dataset_refresh_schedule, model_retrain_schedule
@@ -36,10 +37,12 @@ def demo_definitions():
         detect_local=True,
         history_path=str(paths.root / "placement_history.json"),
     )
+    datasets = federated_demo_assets(catalog, estate)
+    models = demo_models(catalog, {a.key.to_user_string(): a for a in datasets})
     defs = build_definitions(
         catalog,
         results_base_path=str(paths.results),
-        assets=[*DEMO_ASSETS, *federated_demo_assets(catalog, estate)],
+        assets=[*DEMO_ASSETS, *datasets, *models],
         asset_checks=demo_gates(),
         # A changed silo table retrains the models downstream of it, gated by the checks above.
         sensors=[source_change_sensor(catalog, default_status=dg.DefaultSensorStatus.RUNNING)],

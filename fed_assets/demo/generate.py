@@ -7,6 +7,10 @@ A bank's data lives with four teams in three regions:
 - ``loans_warehouse`` (DuckDB, UK): ``applications`` with outcomes (``defaulted``);
 - ``compliance_store`` (SQLite, EU): ``aml_cases`` with free-text narratives and SAR labels.
 
+Three independent regional loan books for the same credit task, each a country's own silo:
+``de_loans`` (DuckDB, DE), ``fr_loans`` (SQLite, FR, ``export: none``) and ``es_loans``
+(Parquet, ES), each with a ``loan_book`` table; per-silo and federated models train on them.
+
 Planted signal: default risk rises with debt-to-income and returned payments and falls with
 income; SARs follow structuring (cash deposits just under the 10,000 reporting threshold),
 payments to high-risk counterparties, and the narrative's wording. The same seed and scale give
@@ -30,6 +34,15 @@ import pyarrow.parquet as pq
 # Customers per unit of scale: 2,000 gives ~70k transactions, enough for models to beat chance
 # clearly while seeding in about a second.
 CUSTOMERS_PER_SCALE = 2_000
+# Loans per regional book per unit of scale: enough for a tiny model to beat chance on held-out
+# rows while each regional model trains in seconds.
+LOANS_PER_REGION = 600
+# The regional books: silo name → (country, shift of the default rate's log-odds, income level).
+REGIONS = {
+    "de_loans": ("DE", 0.0, 10.7),
+    "fr_loans": ("FR", 0.2, 10.6),
+    "es_loans": ("ES", -0.2, 10.3),
+}
 # Cash deposits at or above this amount are reported to the regulator; structuring stays below.
 REPORTING_THRESHOLD = 10_000.0
 YEAR = 2025
@@ -121,6 +134,17 @@ class DemoPaths:
     def compliance(self) -> Path:
         return self.root / "compliance.sqlite"
 
+    def regional(self, silo: str) -> Path:
+        """Where a regional loan book lives (a DuckDB file, a SQLite file or a Parquet folder)."""
+        return (
+            self.root
+            / {
+                "de_loans": "de_loans.duckdb",
+                "fr_loans": "fr_loans.sqlite",
+                "es_loans": "es_loans_lake",
+            }[silo]
+        )
+
     @property
     def catalog(self) -> Path:
         return self.root / "catalog.json"
@@ -153,12 +177,22 @@ def generate(root: Path, *, scale: float = 1.0, seed: int = 7) -> dict[str, int]
     _write_duckdb(paths.loans, {"applications": applications})
     _write_parquet_lake(paths.payments, "transactions", transactions)
     _write_sqlite(paths.compliance, "aml_cases", cases)
+    # The regional books draw from their own generator, so the tables above stay as they were.
+    regional_rng = np.random.default_rng([seed, 1])
+    books = {
+        silo: _loan_book(regional_rng, max(int(LOANS_PER_REGION * scale), 60), *spec)
+        for silo, spec in REGIONS.items()
+    }
+    _write_duckdb(paths.regional("de_loans"), {"loan_book": books["de_loans"]})
+    _write_sqlite(paths.regional("fr_loans"), "loan_book", books["fr_loans"])
+    _write_parquet_folder(paths.regional("es_loans"), "loan_book", books["es_loans"])
     paths.catalog.unlink(missing_ok=True)  # the table list may have changed: rediscover
     return {
         "customers": customers.num_rows,
         "transactions": transactions.num_rows,
         "applications": applications.num_rows,
         "aml_cases": cases.num_rows,
+        **{f"{silo}.loan_book": book.num_rows for silo, book in books.items()},
     }
 
 
@@ -304,6 +338,28 @@ def _cases(rng: np.random.Generator, customers: pa.Table, behaviour: dict) -> pa
     )
 
 
+def _loan_book(
+    rng: np.random.Generator, n: int, country: str, shift: float, income_level: float
+) -> pa.Table:
+    """One country's loan book: default risk from debt-to-income, late payments and income."""
+    income = np.round(rng.lognormal(income_level, 0.45, n), -2)
+    dti = np.round(np.clip(rng.normal(0.33, 0.12, n), 0.01, 0.95), 3)
+    late = rng.poisson(0.6, n).astype(np.int32)
+    logit = -1.4 + shift + 5.0 * (dti - 0.33) - 1.0 * (np.log(income) - income_level) + 0.7 * late
+    return pa.table(
+        {
+            "loan_id": pa.array(np.arange(1, n + 1), pa.int64()),
+            "country": [country] * n,
+            "income": income,
+            "debt_to_income": dti,
+            "late_payments": late,
+            "term_months": rng.choice([12, 24, 36, 60], n).astype(np.int32),
+            "purpose": rng.choice(["car", "home", "business", "education"], n),
+            "defaulted": pa.array(rng.random(n) < 1 / (1 + np.exp(-logit)), pa.bool_()),
+        }
+    )
+
+
 def _replace(path: Path, write) -> None:
     """Build ``path`` under a temporary name, then rename it into place."""
     tmp = path.with_name(f".{path.name}.tmp")
@@ -348,6 +404,14 @@ def _write_sqlite(path: Path, name: str, table: pa.Table) -> None:
         con.close()
 
     _replace(path, write)
+
+
+def _write_parquet_folder(root: Path, name: str, table: pa.Table) -> None:
+    def write(tmp: Path) -> None:
+        (tmp / name).mkdir(parents=True)
+        pq.write_table(table, tmp / name / "part-0.parquet")
+
+    _replace(root, write)
 
 
 def _write_parquet_lake(root: Path, name: str, table: pa.Table) -> None:

@@ -1,4 +1,8 @@
-"""The demo's four silos on local disk (DuckDB, Parquet, SQLite): no server needed."""
+"""The demo's silos on local disk (DuckDB, Parquet, SQLite): no server needed.
+
+The four finance silos, plus three regional loan books (one per country, one of each kind),
+whose training rows stay in their country: ``fr_loans`` exports nothing at all.
+"""
 
 from __future__ import annotations
 
@@ -35,5 +39,33 @@ def embedded_silos(paths: DemoPaths) -> dict[str, SiloResource]:
             owner="team:compliance",
             policy=SiloPolicy(allowed_regions=["eu", "uk"]),
         ),
+        *regional_silos(paths),
     ]
     return {s.name: s for s in silos}
+
+
+def regional_silos(paths: DemoPaths) -> list[SiloResource]:
+    """The regional loan books: DE (DuckDB), FR (SQLite, export: none), ES (Parquet)."""
+    return [
+        DuckDBSilo(
+            name="de_loans",
+            path=str(paths.regional("de_loans")),
+            region="de",
+            owner="team:lending-de",
+            policy=SiloPolicy(allowed_regions=["de"]),
+        ),
+        SQLiteSilo(
+            name="fr_loans",
+            path=str(paths.regional("fr_loans")),
+            region="fr",
+            owner="team:lending-fr",
+            policy=SiloPolicy(export="none"),
+        ),
+        ParquetSilo(
+            name="es_loans",
+            root=str(paths.regional("es_loans")),
+            region="es",
+            owner="team:lending-es",
+            policy=SiloPolicy(allowed_regions=["es"]),
+        ),
+    ]

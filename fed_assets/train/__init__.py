@@ -15,7 +15,6 @@ from fed_assets.train.errors import (
     MissingColumnError,
     ModelSaveError,
     NoRowsError,
-    ResidencyError,
     TrainingError,
 )
 
@@ -27,7 +26,6 @@ __all__ = [
     "MissingColumnError",
     "ModelSaveError",
     "NoRowsError",
-    "ResidencyError",
     "TrainingConfig",
     "TrainingError",
 ]

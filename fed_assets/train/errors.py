@@ -49,7 +49,3 @@ class DivergedError(TrainingError):
 
 class ModelSaveError(TrainingError):
     """Writing model artefacts failed (disk full, crash); the previous version stays current."""
-
-
-class ResidencyError(TrainingError):
-    """Training data or weights would move where the source silo's policy does not allow."""

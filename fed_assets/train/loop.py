@@ -53,10 +53,11 @@ class TrainResult:
     tokens: int = 0
     seconds: float = 0.0
     resumed_from: int = 0
+    session_tokens: int = 0  # trained by this call (after any resume): what tokens/s measures
 
     @property
     def tokens_per_s(self) -> float:
-        return self.tokens / self.seconds if self.seconds else 0.0
+        return self.session_tokens / self.seconds if self.seconds else 0.0
 
 
 def batch_tensors(data: Encoded, rows: Sequence[int], *, causal: bool):
@@ -143,13 +144,15 @@ def train(
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         result.history.append((step + 1, value))
-        result.tokens += int(batch["attention_mask"].sum())
+        trained = int(batch["attention_mask"].sum())
+        result.tokens += trained
+        result.session_tokens += trained
         done = step + 1
         if on_step is not None:
             on_step(done, value)
         if done % config.log_every == 0 or done == steps:
             elapsed = time.perf_counter() - began
-            rate = result.tokens / elapsed if elapsed else 0.0
+            rate = result.session_tokens / elapsed if elapsed else 0.0
             eta = elapsed / (done - start) * (steps - done)
             logger.info(f"step {done}/{steps} loss {value:.4f} tokens/s {rate:,.0f} eta {eta:.1f}s")
         if folder is not None and (done % config.checkpoint_every == 0 or done == steps):

@@ -57,3 +57,57 @@ def notes(rows: int = 200, *, seed: int = 0) -> pa.Table:
 @pytest.fixture
 def tiny() -> TrainingConfig:
     return TINY
+
+
+@pytest.fixture(scope="session")
+def banks(tmp_path_factory):
+    """Three regional loan books in three silo kinds (DuckDB, SQLite, Parquet); the SQLite one
+    is ``export: none``. Returns a catalog with its snapshot written."""
+    import sqlite3
+
+    import duckdb
+    import pyarrow.parquet as pq
+
+    from fed_assets.catalog import Catalog
+    from fed_assets.silo import SiloPolicy
+    from resources.silos.duckdb import DuckDBSilo
+    from resources.silos.parquet import ParquetSilo
+    from resources.silos.sqlite import SQLiteSilo
+
+    root = tmp_path_factory.mktemp("banks")
+    books = {
+        name: loans(240, seed=i).append_column("loan_id", pa.array(range(240), pa.int64()))
+        for i, name in enumerate(["de_bank", "fr_bank", "es_bank"])
+    }
+    with duckdb.connect(str(root / "de.duckdb")) as con:
+        con.register("src", books["de_bank"])
+        con.execute("CREATE TABLE loans AS SELECT * FROM src")
+    with sqlite3.connect(root / "fr.sqlite") as con:
+        con.execute(
+            "CREATE TABLE loans (grade TEXT, income REAL, region TEXT, label BOOLEAN, loan_id INTEGER)"
+        )
+        con.executemany(
+            "INSERT INTO loans VALUES (?, ?, ?, ?, ?)",
+            [tuple(r.values()) for r in books["fr_bank"].to_pylist()],
+        )
+    con.close()
+    (root / "es" / "loans").mkdir(parents=True)
+    pq.write_table(books["es_bank"], root / "es" / "loans" / "part-0.parquet")
+    silos = {
+        "de_bank": DuckDBSilo(
+            name="de_bank",
+            path=str(root / "de.duckdb"),
+            region="de",
+            policy=SiloPolicy(allowed_regions=["de", "eu"]),
+        ),
+        "fr_bank": SQLiteSilo(
+            name="fr_bank",
+            path=str(root / "fr.sqlite"),
+            region="fr",
+            policy=SiloPolicy(export="none"),
+        ),
+        "es_bank": ParquetSilo(name="es_bank", root=str(root / "es"), region="es"),
+    }
+    catalog = Catalog(silos, root / "catalog.json")
+    assert set(catalog.refresh().values()) == {"ok"}
+    return catalog

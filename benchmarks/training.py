@@ -1,0 +1,262 @@
+"""Training benchmark: our loop against a bare torch loop, federated/per-silo against central.
+
+Run by hand (not in CI): ``.venv/bin/python -m benchmarks.training [--scale 1.0] [--steps 60]``.
+Seeds the demo data in a temporary folder and prints one Markdown table, each row with its goal
+and whether it was met:
+
+- tokens/s of ``fed_assets.train.loop.train`` against a plain torch loop (same model, batches,
+  optimiser; goal ≤ 5 % slower), both as a share of this machine's matmul peak (6·N·tokens/s
+  over a measured float32 GEMM rate);
+- the federated credit model (FedAvg over the three regional silos) against one trained centrally
+  on the pooled rows, on the same held-out rows (goal: ROC AUC within 0.02);
+- per-silo models against the central one, each on its own silo's held-out rows;
+- the LM classifier against logistic regression on the demo's credit task (goal within 0.02);
+- numbers as digits against quantile bins on the same task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from fed_assets.demo.federated import CREDIT_FEATURES_SQL
+from fed_assets.demo.generate import DemoPaths, generate
+from fed_assets.demo.models import CREDIT_FEATURES, DEMO_CONFIG, LOAN_FEATURES, REGIONAL_BOOKS
+from fed_assets.demo.silos import embedded_silos
+from fed_assets.query import query
+from fed_assets.train.baselines import classification_metrics
+from fed_assets.train.data import prepare
+from fed_assets.train.federated import train_federated
+from fed_assets.train.fine_tune import fine_tune
+from fed_assets.train.site import FederationSpec
+
+# GEMM side for the peak measurement: large enough to reach the BLAS kernel's steady rate.
+GEMM_N = 1024
+
+
+def gemm_peak(repeats: int = 20) -> float:
+    """Measured float32 matmul FLOP/s (best of ``repeats``)."""
+    import torch
+
+    a, b = torch.randn(GEMM_N, GEMM_N), torch.randn(GEMM_N, GEMM_N)
+    torch.matmul(a, b)
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.matmul(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * GEMM_N**3 / best
+
+
+def throughput(table: pa.Table, steps: int) -> dict[str, float]:
+    """Tokens/s of our loop and of a plain torch loop on the same model and batches."""
+    import torch
+
+    from fed_assets.train.fine_tune import subset
+    from fed_assets.train.loop import batch_tensors, train
+
+    config = DEMO_CONFIG.replace(max_steps=steps, log_every=10**6, warmup_fraction=0.0)
+    model = fine_tune(
+        table,
+        task="sequence_classification",
+        label="defaulted",
+        features=CREDIT_FEATURES,
+        config=config.replace(max_steps=1),
+    )
+    prepared = prepare(
+        table,
+        task="sequence_classification",
+        label="defaulted",
+        text=None,
+        template=None,
+        features=CREDIT_FEATURES,
+        eval_fraction=0.2,
+        seed=0,
+    )
+    data = subset(model.encode(model.renderer.render(prepared.table)), prepared.train, prepared.y)
+    ours = train(model.model, data, config, causal=False)
+
+    params = [p for p in model.model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate)
+    order = np.random.default_rng(0).permutation(len(data.ids))
+    per_epoch = math.ceil(len(order) / config.batch_size)
+    model.model.train()
+    tokens, start = 0, time.perf_counter()
+    for step in range(steps):
+        index = step % per_epoch
+        batch = batch_tensors(
+            data, order[index * config.batch_size : (index + 1) * config.batch_size], causal=False
+        )
+        loss = model.model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        tokens += int(batch["attention_mask"].sum())
+    plain = tokens / (time.perf_counter() - start)
+    return {"ours": ours.tokens_per_s, "plain": plain, "parameters": model.parameters()["total"]}
+
+
+def regional(silos, scale_config) -> dict[str, float]:
+    """Federated vs central vs per-silo ROC AUC on the same held-out rows of each silo."""
+    config = scale_config.replace(numbers="digits")
+    books = {
+        s: silos[s].scan(silos[s].read_sql(t, columns=["defaulted", *LOAN_FEATURES])).read_all()
+        for s, t in REGIONAL_BOOKS.items()
+    }
+    splits = {
+        s: prepare(
+            b,
+            task="sequence_classification",
+            label="defaulted",
+            text=None,
+            template=None,
+            features=LOAN_FEATURES,
+            eval_fraction=config.eval_fraction,
+            seed=config.seed,
+        )
+        for s, b in books.items()
+    }
+    pooled_train = pa.concat_tables([books[s].take(p.train) for s, p in splits.items()])
+    held = {s: books[s].take(p.held_out) for s, p in splits.items()}
+    pooled_held = pa.concat_tables(list(held.values()))
+    y_held = np.array(pooled_held["defaulted"].to_pylist(), dtype=int)
+    central = fine_tune(
+        pooled_train,
+        task="sequence_classification",
+        label="defaulted",
+        features=LOAN_FEATURES,
+        config=config.replace(eval_fraction=0.1),
+    )
+    spec = FederationSpec(
+        features=tuple(LOAN_FEATURES),
+        label="defaulted",
+        classes=(False, True),
+        config=config,
+        local_epochs=config.epochs / 3,
+    )
+    start = time.perf_counter()
+    fed = train_federated(
+        spec,
+        {s: (silos[s], t) for s, t in REGIONAL_BOOKS.items()},
+        rounds=3,
+        aggregator_region="eu",
+    )
+    fed_seconds = time.perf_counter() - start
+
+    def auc(model, table, y):
+        return classification_metrics(model.predict_proba(table), y)["roc_auc"]
+
+    per_silo, central_per_silo = [], []
+    for s, p in splits.items():
+        local = fine_tune(
+            books[s].take(p.train),
+            task="sequence_classification",
+            label="defaulted",
+            features=LOAN_FEATURES,
+            config=config.replace(eval_fraction=0.1),
+        )
+        y = np.array(held[s]["defaulted"].to_pylist(), dtype=int)
+        per_silo.append(auc(local, held[s], y))
+        central_per_silo.append(auc(central, held[s], y))
+    return {
+        "central": auc(central, pooled_held, y_held),
+        "federated": auc(fed.model, pooled_held, y_held),
+        "federated seconds": fed_seconds,
+        "weight bytes": fed.weight_bytes,
+        "rows moved": fed.rows_moved,
+        "per-silo mean": float(np.mean(per_silo)),
+        "central per-silo mean": float(np.mean(central_per_silo)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--steps", type=int, default=60)
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="fed-train-bench-"))
+    generate(root, scale=args.scale, seed=7)
+    silos = embedded_silos(DemoPaths(root))
+    credit = query(CREDIT_FEATURES_SQL, silos, engine_region="uk").table
+
+    peak = gemm_peak()
+    rates = throughput(credit, args.steps)
+    flops = 6 * rates["parameters"]
+    bins = fine_tune(
+        credit,
+        task="sequence_classification",
+        label="defaulted",
+        features=CREDIT_FEATURES,
+        config=DEMO_CONFIG.replace(epochs=6),
+    ).metrics
+    digits = fine_tune(
+        credit,
+        task="sequence_classification",
+        label="defaulted",
+        features=CREDIT_FEATURES,
+        config=DEMO_CONFIG.replace(epochs=6, numbers="digits"),
+    ).metrics
+    fed = regional(silos, DEMO_CONFIG)
+
+    slower = 1 - rates["ours"] / rates["plain"]
+    lm_gap = bins["logistic_regression"]["roc_auc"] - bins["model"]["roc_auc"]
+    fed_gap = fed["central"] - fed["federated"]
+    rows = [
+        (
+            "tokens/s, our loop",
+            f"{rates['ours']:,.0f}",
+            f"{slower:+.1%} vs plain",
+            "≤ 5 % slower",
+            slower <= 0.05,
+        ),
+        ("tokens/s, plain torch loop", f"{rates['plain']:,.0f}", "", "", None),
+        ("matmul peak (float32 GEMM)", f"{peak / 1e9:,.1f} GFLOP/s", "", "", None),
+        (
+            "share of peak, our loop",
+            f"{flops * rates['ours'] / peak:.2%}",
+            f"N = {rates['parameters']:,}",
+            "",
+            None,
+        ),
+        ("share of peak, plain loop", f"{flops * rates['plain'] / peak:.2%}", "", "", None),
+        (
+            "ROC AUC federated (3 silos, FedAvg)",
+            f"{fed['federated']:.4f}",
+            f"central {fed['central']:.4f}; {fed['weight bytes']:,} weight bytes, {fed['rows moved']} rows moved",
+            "within 0.02 of central",
+            fed_gap <= 0.02,
+        ),
+        (
+            "ROC AUC per-silo (mean)",
+            f"{fed['per-silo mean']:.4f}",
+            f"central on the same rows {fed['central per-silo mean']:.4f}",
+            "",
+            None,
+        ),
+        (
+            "ROC AUC LM classifier, credit task",
+            f"{bins['model']['roc_auc']:.4f}",
+            f"logistic regression {bins['logistic_regression']['roc_auc']:.4f}",
+            "within 0.02",
+            lm_gap <= 0.02,
+        ),
+        ("ROC AUC numbers as quantile bins", f"{bins['model']['roc_auc']:.4f}", "", "", None),
+        ("ROC AUC numbers as digits", f"{digits['model']['roc_auc']:.4f}", "", "", None),
+    ]
+    print("| measure | value | beside | goal | met |")
+    print("|---|---:|---|---|---|")
+    for name, value, beside, goal, met in rows:
+        print(
+            f"| {name} | {value} | {beside} | {goal} | {'' if met is None else ('met' if met else 'missed')} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
