@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import dagster as dg
 import duckdb
 import pyarrow.compute as pc
@@ -381,14 +383,21 @@ def test_residency_audit_lists_every_route_keys_included(online, shop, tmp_path)
     result = materialize(asset, online, tmp_path)
     assert_same(result.output_for_node("nigeria"), colocated.sql(sql).to_arrow_table(), sql)
     meta = metadata_of(result)
-    audit = meta["residency audit"]
-    keys = re.search(
-        r"\| keys \| __f\d → __f\d \| crm \| eu \| us \| ([\d,]+) \| ([\d,]+) \|", audit
-    )
-    assert keys, audit
+    audit = [r.data for r in meta["residency audit"].records]
+    (keys,) = [
+        r
+        for r in audit
+        if r["kind"] == "keys"
+        and re.fullmatch(r"__f\d → __f\d", r["via"])
+        and (r["source silo"], r["source region"], r["destination region"]) == ("crm", "eu", "us")
+    ]
     expected = colocated.sql("SELECT count(*) FROM crm.customers WHERE country = 'NG'")
-    assert int(keys.group(1).replace(",", "")) == expected.fetchall()[0][0]
-    assert "| rows | __f" in audit and "| crm | eu | eu |" in audit
+    assert keys["rows"] == expected.fetchall()[0][0]
+    assert any(r["kind"] == "rows" and r["via"].startswith("__f") for r in audit)
+    assert any(
+        (r["source silo"], r["source region"], r["destination region"]) == ("crm", "eu", "eu")
+        for r in audit
+    )
     assert meta["bytes moved"] == sum(meta[f"bytes moved/{s}"] for s in ("crm", "lake"))
 
 
