@@ -124,6 +124,19 @@ class Capabilities:
         return bool(getattr(self, ability))
 
 
+# What a silo that runs SQL in a read-only session accepts: every pushdown, but no tables shipped
+# in (they would have to be created there, which needs writes). Kinds that can say more, say it.
+READ_ONLY_SQL = Capabilities(
+    projection=True,
+    filter=True,
+    limit=True,
+    order_by=True,
+    aggregate=True,
+    join=True,
+    temp_tables=False,
+)
+
+
 @runtime_checkable
 class Silo(Protocol):
     """The protocol every silo kind implements (see module docstring)."""

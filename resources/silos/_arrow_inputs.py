@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 import pyarrow as pa
 
 from fed_assets.keyed import keyed_sql, keys_tables
-from fed_assets.silo import Capabilities
+from fed_assets.silo import READ_ONLY_SQL, Capabilities
 
 
 class ArrowInputs:
@@ -18,15 +19,7 @@ class ArrowInputs:
     @property
     def capabilities(self) -> Capabilities:
         # DuckDB runs the whole query, joining tables registered on the query's own cursor.
-        return Capabilities(
-            projection=True,
-            filter=True,
-            limit=True,
-            order_by=True,
-            aggregate=True,
-            join=True,
-            temp_tables=True,
-        )
+        return replace(READ_ONLY_SQL, temp_tables=True)
 
     def scan_keyed(self, sql: str, keys: Mapping[str, pa.Array]) -> pa.RecordBatchReader:
         self.check_query(sql)

@@ -55,6 +55,7 @@ from fed_assets.errors import (
     UnknownTableError,
 )
 from fed_assets.silo import (
+    READ_ONLY_SQL,
     Capabilities,
     SiloResource,
     TableStats,
@@ -174,15 +175,7 @@ class BigQuerySilo(SiloResource):
     @property
     def capabilities(self) -> Capabilities:
         # The silo only reads: shipping rows in would need write access to a scratch dataset.
-        return Capabilities(
-            projection=True,
-            filter=True,
-            limit=True,
-            order_by=True,
-            aggregate=True,
-            join=True,
-            temp_tables=False,
-        )
+        return READ_ONLY_SQL
 
     def table_expression(self, table: str) -> exp.Table:
         """``project``.``dataset``.``table``: BigQuery needs the dataset, and jobs run in project."""

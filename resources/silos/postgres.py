@@ -22,6 +22,7 @@ from fed_assets.errors import (
 from fed_assets.silo import (
     BATCH_ROWS,
     DEFAULT_TIMEOUT_S,
+    READ_ONLY_SQL,
     Capabilities,
     ColumnStats,
     SiloResource,
@@ -178,15 +179,7 @@ class PostgresSilo(SiloResource):
     @property
     def capabilities(self) -> Capabilities:
         # Sessions are read-only, so temporary tables cannot be created for shipped-in data.
-        return Capabilities(
-            projection=True,
-            filter=True,
-            limit=True,
-            order_by=True,
-            aggregate=True,
-            join=True,
-            temp_tables=False,
-        )
+        return READ_ONLY_SQL
 
     def tables(self) -> list[str]:
         rows = self._fetch(_TABLES_SQL, (self.schema_, list(_LISTED_RELKINDS)))

@@ -29,6 +29,7 @@ from fed_assets.errors import (
 from fed_assets.silo import (
     BATCH_ROWS,
     DEFAULT_TIMEOUT_S,
+    READ_ONLY_SQL,
     Capabilities,
     ColumnStats,
     SiloResource,
@@ -203,15 +204,7 @@ class SnowflakeSilo(SiloResource):
     @property
     def capabilities(self) -> Capabilities:
         # The silo only reads: shipping rows in would need write access to a scratch schema.
-        return Capabilities(
-            projection=True,
-            filter=True,
-            limit=True,
-            order_by=True,
-            aggregate=True,
-            join=True,
-            temp_tables=False,
-        )
+        return READ_ONLY_SQL
 
     def tables(self) -> list[str]:
         return [row["TABLE_NAME"] for row in self._fetch(_TABLES_SQL)]

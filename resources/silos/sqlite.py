@@ -28,6 +28,7 @@ from fed_assets.errors import (
 )
 from fed_assets.silo import (
     BATCH_ROWS,
+    READ_ONLY_SQL,
     Capabilities,
     ColumnStats,
     SiloResource,
@@ -58,15 +59,7 @@ class SQLiteSilo(SiloResource):
     @property
     def capabilities(self) -> Capabilities:
         # The file is opened read-only, so shipped-in rows have nowhere to go.
-        return Capabilities(
-            projection=True,
-            filter=True,
-            limit=True,
-            order_by=True,
-            aggregate=True,
-            join=True,
-            temp_tables=False,
-        )
+        return READ_ONLY_SQL
 
     def _connect(self) -> sqlite3.Connection:
         if not os.path.exists(self.path):
