@@ -13,6 +13,10 @@ import pytest
 from fed_assets.demo.definitions import demo_definitions
 from fed_assets.demo.generate import generate
 
+# The module's fixture trains six models (about two minutes on two idle cores): more than the
+# suite's per-test bound of 300 s leaves on a busy machine.
+pytestmark = pytest.mark.timeout(900)
+
 MODELS = ["credit_risk_model", "sar_model", "narrative_lm", "federated_credit_model"]
 
 
