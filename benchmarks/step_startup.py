@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -29,28 +30,18 @@ ASSETS = {
 }
 
 
-def _fresh_seconds(code: str, env: dict[str, str], runs: int) -> float:
-    """Median wall time of ``python -c code`` in a fresh interpreter."""
-    times = []
+def _fresh_seconds(args: list[str], env: dict[str, str], runs: int) -> tuple[float, float]:
+    """Median (wall, CPU) seconds of ``python *args`` in a fresh interpreter. CPU time (user +
+    system of the child) hardly moves with the machine's load; wall time does."""
+    walls, cpus = [], []
     for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
-def _help_seconds(env: dict[str, str], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-m", "fed_assets.cli", "--help"],
-            env=env,
-            check=True,
-            capture_output=True,
-        )
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        subprocess.run([sys.executable, *args], env=env, check=True, capture_output=True)
+        walls.append(time.perf_counter() - started)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def _run(asset: str, partition: str | None, env: dict[str, str]) -> dict[str, float]:
@@ -90,11 +81,12 @@ def main(argv: list[str] | None = None) -> None:
     (work / "home").mkdir()
     (work / "home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     subprocess.run([sys.executable, "-m", "fed_assets.cli", "demo", "seed"], env=env, check=True)
-    load = _fresh_seconds("import fed_assets.demo.definitions", env, args.runs)
-    help_s = _help_seconds(env, args.runs)
-    print(
-        f"\nimport of the demo code location: {load:.2f} s; `fed-assets --help`: {help_s:.2f} s\n"
-    )
+    load = _fresh_seconds(["-c", "import fed_assets.demo.definitions"], env, args.runs)
+    help_s = _fresh_seconds(["-m", "fed_assets.cli", "--help"], env, args.runs)
+    print(f"\nload average (1 min): {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print("| fresh interpreter | wall (s) | CPU (s) |\n|---|---:|---:|")
+    print(f"| import the demo code location | {load[0]:.2f} | {load[1]:.2f} |")
+    print(f"| `fed-assets --help` | {help_s[0]:.2f} | {help_s[1]:.2f} |\n")
     print("| asset | launch → step start (s) | step (s) | run, wall (s) |")
     print("|---|---:|---:|---:|")
     for asset, partition in ASSETS.items():

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         UnknownSiloError,
         UnknownTableError,
     )
+    from fed_assets.quality import DatasetSuite, drift_check, quality_check
     from fed_assets.query import PolicyViolation, QueryResult, explain, query
     from fed_assets.query.asset import federated_asset
     from fed_assets.silo import (
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
     from resources.silos.postgres import PostgresSilo
     from resources.silos.snowflake import SnowflakeSilo
     from resources.silos.sqlite import SQLiteSilo
+    from sensors.schedules import dataset_refresh_schedule, model_retrain_schedule
+    from sensors.source_change import source_change_sensor
 
 # The public API, name → "module:attribute", imported on first use: `import fed_assets` (and so
 # the CLI's --help) stays fast, each silo kind pulls in only its own driver, and no module of the
@@ -99,6 +102,27 @@ _LAZY = {
     "ParquetResultsIOManager": "io_managers.results:ParquetResultsIOManager",
     "SiloIOManager": "io_managers.silo:SiloIOManager",
     "silo_io_manager": "io_managers.silo:silo_io_manager",
+    # compute placement (fed_assets.placement; the estate resource in resources/compute.py)
+    "ComputeEstate": "resources.compute:ComputeEstate",
+    "ComputePool": "fed_assets.placement.pools:ComputePool",
+    "Placement": "fed_assets.placement.choice:Placement",
+    "PlacementRefused": "fed_assets.placement.errors:PlacementRefused",
+    "PoolConfigError": "fed_assets.placement.errors:PoolConfigError",
+    "Workload": "fed_assets.placement.estimate:Workload",
+    "choose": "fed_assets.placement.choice:choose",
+    "choose_engine_region": "fed_assets.placement.engine_region:choose_engine_region",
+    "estimate_training": "fed_assets.placement.estimate:estimate_training",
+    "estimate_inference": "fed_assets.placement.estimate:estimate_inference",
+    "measure": "fed_assets.placement.measuring:measure",
+    "placement_for_training": "fed_assets.placement.training:placement_for_training",
+    "placement_metadata": "fed_assets.placement.report:placement_metadata",
+    # retraining and quality gates (great-expectations is imported on the first validation)
+    "DatasetSuite": "fed_assets.quality.suite:DatasetSuite",
+    "quality_check": "fed_assets.quality.checks:quality_check",
+    "drift_check": "fed_assets.quality.drift:drift_check",
+    "source_change_sensor": "sensors.source_change:source_change_sensor",
+    "dataset_refresh_schedule": "sensors.schedules:dataset_refresh_schedule",
+    "model_retrain_schedule": "sensors.schedules:model_retrain_schedule",
     # training pulls in torch and transformers
     "fine_tune": "fed_assets.train.fine_tune:fine_tune",
     "FineTunedModel": "fed_assets.train.model:FineTunedModel",
@@ -163,4 +187,23 @@ __all__ = [
     "TrainingConfig",
     "fine_tune",
     "silo_io_manager",
+    "ComputeEstate",
+    "ComputePool",
+    "Placement",
+    "PlacementRefused",
+    "PoolConfigError",
+    "Workload",
+    "choose",
+    "choose_engine_region",
+    "estimate_inference",
+    "estimate_training",
+    "measure",
+    "placement_for_training",
+    "placement_metadata",
+    "DatasetSuite",
+    "dataset_refresh_schedule",
+    "drift_check",
+    "model_retrain_schedule",
+    "quality_check",
+    "source_change_sensor",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 import dagster as dg
 
@@ -63,8 +63,3 @@ def datasets_feeding(graph, models: dg.AssetSelection = MODELS) -> list[dg.Asset
     return sorted(
         k for k in upstream(graph, found) if k not in found and graph.get(k).is_materializable
     )
-
-
-def by_key(keys: Iterable[dg.AssetKey]) -> Mapping[str, dg.AssetKey]:
-    """``"a/b"`` → key."""
-    return {k.to_user_string(): k for k in keys}

@@ -193,7 +193,7 @@ def _write(table, fmt: str, out, *, max_rows: int) -> None:
 
         pacsv.write_csv(table, out)
     elif fmt == "json":
-        out.write(json.dumps(table.to_pylist(), default=str, indent=1).encode() + b"\n")
+        out.write(json.dumps(table.to_pylist(), default=_json_value, indent=1).encode() + b"\n")
     else:
         import io
 
@@ -212,6 +212,15 @@ def _write(table, fmt: str, out, *, max_rows: int) -> None:
                 "--format csv/json or --output for all)\n"
             )
         out.write(text.getvalue().encode())
+
+
+def _json_value(value):
+    """JSON for what ``json`` cannot write: decimals as numbers, anything else as text."""
+    import decimal
+
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return str(value)
 
 
 class _FragmentProgress:

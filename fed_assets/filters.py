@@ -1,4 +1,7 @@
-"""Row filters as expressions, never text: parsed once, checked, combined as trees.
+"""What SQL may reach a silo: one read-only query, filters as checked expressions, allowed functions.
+
+``parse_read_only`` admits exactly one query and names any write it hides (``WITH d AS (DELETE
+... RETURNING *) SELECT ...``).
 
 A user's ``where`` (an IO manager input, a partition predicate, any condition bound for a silo) is
 parsed here into one sqlglot expression and checked before it goes anywhere: exactly one
@@ -22,7 +25,12 @@ from collections.abc import Collection, Sequence
 import sqlglot
 from sqlglot import exp
 
-from fed_assets.errors import QuerySyntaxError, UnknownColumnError, UnsafeFunctionError
+from fed_assets.errors import (
+    QuerySyntaxError,
+    ReadOnlyViolation,
+    UnknownColumnError,
+    UnsafeFunctionError,
+)
 
 # Functions sqlglot types that read or write files, so no user SQL may call them in a silo.
 REFUSED_TYPED: tuple[type[exp.Expression], ...] = (exp.ReadCSV, exp.ReadParquet)
@@ -41,6 +49,8 @@ ALLOWED_BY_DIALECT: dict[str, frozenset[str]] = {
     "snowflake": frozenset({"iff", "nvl", "nvl2", "zeroifnull", "div0", "try_to_number"}),
     "bigquery": frozenset({"safe_divide", "format_date", "parse_date", "ifnull"}),
 }
+# Statement types that only read. Anything else is refused before it reaches a silo.
+_QUERY_TYPES: tuple[type[exp.Expression], ...] = (exp.Select, exp.Union, exp.Intersect, exp.Except)
 # Node types that make a condition something other than a condition.
 _STATEMENTS = (exp.DML, exp.DDL, exp.Command, exp.Set, exp.Use, exp.Pragma, exp.Copy)
 
@@ -158,3 +168,55 @@ def first_error(err: sqlglot.errors.SqlglotError) -> str:
         e = err.errors[0]
         return f"{e.get('description')} at line {e.get('line')}, column {e.get('col')}"
     return str(err).splitlines()[0]
+
+
+def parse_read_only(sql: str, *, dialect: str, where: str) -> exp.Expression:
+    """Parse exactly one read-only query; refuse anything else before it reaches any silo.
+
+    Args:
+        where: what the error messages name (a silo, or "query" for a federated query).
+
+    Raises:
+        QuerySyntaxError: the SQL does not parse (the message gives line and column).
+        ReadOnlyViolation: several statements, DML, DDL, or a write hidden in a query.
+    """
+    try:
+        statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
+    except sqlglot.errors.SqlglotError as err:
+        raise QuerySyntaxError(
+            where, f"the SQL does not parse as {dialect}: {first_error(err)}", "correct the SQL"
+        ) from None
+    if len(statements) != 1:
+        raise ReadOnlyViolation(
+            where,
+            f"expected one query, got {len(statements)} statements",
+            "send a single SELECT; silo reads are read-only",
+        )
+    (statement,) = statements
+    if not isinstance(statement, _QUERY_TYPES):
+        raise ReadOnlyViolation(
+            where,
+            f"'{statement.key.upper()}' statements are refused: silo reads are read-only",
+            "send a SELECT query; write results through an asset's IO manager instead",
+        )
+    write = _write_in(statement)
+    if write is not None:
+        raise ReadOnlyViolation(
+            where,
+            f"the query hides a write: {write}; silo reads are read-only",
+            "send a SELECT query without data-modifying parts; write results through an "
+            "asset's IO manager instead",
+        )
+    return statement
+
+
+def _write_in(statement: exp.Expression) -> str | None:
+    """What write a query hides (``SELECT ... INTO``, a data-modifying CTE), named; else None."""
+    if statement.args.get("into") is not None:
+        return "SELECT ... INTO creates a table"
+    for node in statement.walk():
+        if isinstance(node, (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, exp.Drop)):
+            cte = node.find_ancestor(exp.CTE)
+            place = f" in the WITH clause '{cte.alias_or_name}'" if cte is not None else ""
+            return f"a {node.key.upper()} statement{place}"
+    return None

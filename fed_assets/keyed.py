@@ -29,9 +29,10 @@ def keys_tables(
     return names, {names[c]: pa.table({"k": values}) for c, values in keys.items()}
 
 
-def keyed_sql(sql: str, dialect: str, keys: Mapping[str, pa.Array | str]) -> str:
+def keyed_sql(sql: str, dialect: str, keys: Mapping[str, pa.Array | str | Condition]) -> str:
     """``sql`` keeping only rows whose output columns are among the keys (all must hold); a
-    ``str`` in place of the keys names a table ``name(k)`` the engine provides."""
+    ``str`` in place of the keys names a table ``name(k)`` the engine provides, a ``Condition``
+    builds the filter itself (an array parameter, say)."""
     tree = exp.maybe_parse(sql, dialect=dialect)
     outside = []
     for column, values in keys.items():
@@ -83,7 +84,9 @@ def push_filter(query: exp.Expression, column: str, condition: Condition) -> boo
     return True
 
 
-def _condition(values: pa.Array | str) -> Condition:
+def _condition(values: pa.Array | str | Condition) -> Condition:
+    if callable(values):
+        return values
     if isinstance(values, str):
         return lambda target: target.isin(query=exp.select("k").from_(values))
     listed = [exp.convert(v) for v in values.to_pylist()] or [exp.null()]

@@ -23,21 +23,18 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import pyarrow as pa
-import sqlglot
 from dagster import Config, ConfigurableResource
 from pydantic import Field, PrivateAttr, field_validator
 from sqlglot import exp
 
 from fed_assets.errors import (
     FedAssetsError,
-    QuerySyntaxError,
-    ReadOnlyViolation,
     SiloQueryError,
     UnknownColumnError,
     UnknownTableError,
     UnsupportedFunctionError,
 )
-from fed_assets.filters import check_functions, first_error, parse_condition
+from fed_assets.filters import check_functions, parse_condition, parse_read_only
 
 # Rows per Arrow batch when a driver lets us choose: large enough to amortise per-batch overhead,
 # small enough (~10 MB at 100 bytes a row) that a 10-million-row scan never sits in memory whole.
@@ -63,9 +60,6 @@ DEFAULT_TIMEOUT_S = 300.0
 # The bound of the query this thread is running (set by ``time_bound``), for the silos that can
 # enforce one server-side (PostgreSQL's statement_timeout).
 _bound = threading.local()
-
-# Statement types that only read. Anything else is refused before it reaches a silo.
-_QUERY_TYPES: tuple[type[exp.Expression], ...] = (exp.Select, exp.Union, exp.Intersect, exp.Except)
 
 
 @dataclass(frozen=True)
@@ -252,7 +246,7 @@ class SiloResource(ConfigurableResource):
     egress_usd_per_gb: float = Field(
         default=0.0, description="Price of moving one GB out of the silo's region."
     )
-    timeout_s: float | None = Field(
+    statement_timeout_s: float | None = Field(
         default=None,
         description="Seconds one query (one fragment) may run in this silo before it is "
         "cancelled there; None: the caller's bound (query()'s timeout_s, default "
@@ -341,8 +335,10 @@ class SiloResource(ConfigurableResource):
 
     def time_bound(self) -> float:
         """Seconds the current query in this thread may run: the lower of the silo's
-        ``timeout_s`` and the caller's ``time_bound`` (``DEFAULT_TIMEOUT_S`` when neither)."""
-        bounds = [b for b in (self.timeout_s, getattr(_bound, "seconds", None)) if b is not None]
+        ``statement_timeout_s`` and the caller's ``time_bound`` (``DEFAULT_TIMEOUT_S`` when neither)."""
+        bounds = [
+            b for b in (self.statement_timeout_s, getattr(_bound, "seconds", None)) if b is not None
+        ]
         return min(bounds) if bounds else DEFAULT_TIMEOUT_S
 
     def cancel(self, thread_id: int) -> bool:
@@ -360,6 +356,17 @@ class SiloResource(ConfigurableResource):
         thread_id = threading.get_ident()
         self._running[thread_id] = cancel
         return lambda: self._running.pop(thread_id, None)
+
+    def _interruptible(self, con: Any) -> Callable[[], None]:
+        """Make ``con`` (a DuckDB or SQLite connection, whose ``interrupt()`` works from any
+        thread) what ``cancel`` stops; returns the close for the scan's stream."""
+        unregister = self._cancellable(con.interrupt)
+
+        def close() -> None:
+            unregister()
+            con.close()
+
+        return close
 
     def check_query(self, sql: str) -> exp.Expression:
         """Parse ``sql`` and refuse anything that is not exactly one read-only query calling only
@@ -556,55 +563,3 @@ def arrow_width(dtype: pa.DataType) -> int:
         return max(dtype.bit_width // 8, 1)
     except ValueError:
         return 16  # strings, binaries and nested values: a typical short value
-
-
-def parse_read_only(sql: str, *, dialect: str, where: str) -> exp.Expression:
-    """Parse exactly one read-only query; refuse anything else before it reaches any silo.
-
-    Args:
-        where: what the error messages name (a silo, or "query" for a federated query).
-
-    Raises:
-        QuerySyntaxError: the SQL does not parse (the message gives line and column).
-        ReadOnlyViolation: several statements, DML, DDL, or a write hidden in a query.
-    """
-    try:
-        statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
-    except sqlglot.errors.SqlglotError as err:
-        raise QuerySyntaxError(
-            where, f"the SQL does not parse as {dialect}: {first_error(err)}", "correct the SQL"
-        ) from None
-    if len(statements) != 1:
-        raise ReadOnlyViolation(
-            where,
-            f"expected one query, got {len(statements)} statements",
-            "send a single SELECT; silo reads are read-only",
-        )
-    (statement,) = statements
-    if not isinstance(statement, _QUERY_TYPES):
-        raise ReadOnlyViolation(
-            where,
-            f"'{statement.key.upper()}' statements are refused: silo reads are read-only",
-            "send a SELECT query; write results through an asset's IO manager instead",
-        )
-    write = _write_in(statement)
-    if write is not None:
-        raise ReadOnlyViolation(
-            where,
-            f"the query hides a write: {write}; silo reads are read-only",
-            "send a SELECT query without data-modifying parts; write results through an "
-            "asset's IO manager instead",
-        )
-    return statement
-
-
-def _write_in(statement: exp.Expression) -> str | None:
-    """What write a query hides (``SELECT ... INTO``, a data-modifying CTE), named; else None."""
-    if statement.args.get("into") is not None:
-        return "SELECT ... INTO creates a table"
-    for node in statement.walk():
-        if isinstance(node, (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, exp.Drop)):
-            cte = node.find_ancestor(exp.CTE)
-            place = f" in the WITH clause '{cte.alias_or_name}'" if cte is not None else ""
-            return f"a {node.key.upper()} statement{place}"
-    return None

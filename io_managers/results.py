@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import pandas as pd
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from pydantic import Field, PrivateAttr
 
 from fed_assets.errors import ConfigurationError, CorruptDataError
+from io_managers._frames import as_arrow, wants_pandas
 from resources.silos._files import Location
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class ParquetResultsIOManager(dg.ConfigurableIOManager):
@@ -58,8 +62,7 @@ class ParquetResultsIOManager(dg.ConfigurableIOManager):
     def handle_output(self, context: dg.OutputContext, obj: pa.Table | pd.DataFrame | None) -> None:
         if obj is None:
             return
-        if isinstance(obj, pd.DataFrame):
-            obj = pa.Table.from_pandas(obj, preserve_index=False)
+        obj = as_arrow(obj)
         if not isinstance(obj, pa.Table):
             raise ConfigurationError(
                 f"asset {context.asset_key.to_user_string()}",
@@ -108,6 +111,6 @@ class ParquetResultsIOManager(dg.ConfigurableIOManager):
                     "re-materialise the asset to rewrite it",
                 ) from None
         result = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-        if context.dagster_type.typing_type is pd.DataFrame:
+        if wants_pandas(context):
             return result.to_pandas()
         return result

@@ -16,7 +16,6 @@ Nothing is staged or copied first; silo tables cannot be written through this ma
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,21 +23,17 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 import pyarrow as pa
-from sqlglot import exp
 
 from fed_assets import metadata as md
 from fed_assets.catalog import SILO_META, TABLE_META, read_observation, record_read
 from fed_assets.errors import ConfigurationError, ReadOnlyViolation, UnknownSiloError
 from fed_assets.filters import combine, parse_condition
-from fed_assets.partitions import step_partition_condition
+from fed_assets.partitions import files_in_partition, step_partition_condition
 from fed_assets.silo import SiloResource
+from io_managers._frames import wants_pandas
 
 if TYPE_CHECKING:
     import pandas as pd
-
-# Files a partitioned lake read counts against (reading each one's footer): beyond this, counting
-# would cost more than the read it describes, so the metadata leaves it out.
-MAX_FILES_COUNTED = 1000
 
 
 class SiloIOManager(dg.IOManager):
@@ -91,11 +86,11 @@ class SiloIOManager(dg.IOManager):
                 bytes=result.nbytes,
                 seconds=seconds,
                 fingerprint=version.fingerprint,
-                files=files_read(silo, table, partition),
+                files=files_in_partition(silo, table, partition),
             )
             record_read(step, read_observation(context.asset_key, version, read.source_metadata()))
             _add_to_outputs(step, read)
-        if _wants_pandas(context):
+        if wants_pandas(context):
             return result.to_pandas()
         return result
 
@@ -191,69 +186,9 @@ def _add_to_outputs(step, read: TableRead) -> None:
         )
 
 
-def files_read(
-    silo: SiloResource, table: str, partition: exp.Expression | None
-) -> tuple[int, int] | None:
-    """For a file silo read narrowed to a partition: (files whose row groups may hold rows of
-    the partition, by their footers' statistics and partition folders; files present)."""
-    if partition is None or not hasattr(silo, "dataset"):
-        return None
-    arrow_filter = _arrow_filter(partition)
-    if arrow_filter is None:
-        return None
-    fragments = list(silo.dataset(table).get_fragments())
-    if len(fragments) > MAX_FILES_COUNTED:
-        return None
-    read = sum(1 for f in fragments if f.subset(arrow_filter).row_groups)
-    return read, len(fragments)
-
-
-def _arrow_filter(condition: exp.Expression):
-    """The partition conditions of ``fed_assets.partitions`` as a pyarrow dataset filter."""
-    import pyarrow.compute as pc
-
-    if isinstance(condition, exp.And):
-        left, right = (_arrow_filter(c) for c in (condition.left, condition.right))
-        return None if left is None or right is None else left & right
-    if isinstance(condition, (exp.GTE, exp.LT)) and isinstance(condition.this, exp.Column):
-        value = _literal(condition.expression)
-        field = pc.field(condition.this.name)
-        return (
-            None
-            if value is None
-            else (field >= value if isinstance(condition, exp.GTE) else field < value)
-        )
-    if isinstance(condition, exp.In) and isinstance(condition.this, exp.Column):
-        values = [_literal(v) for v in condition.expressions]
-        return None if None in values else pc.field(condition.this.name).isin(values)
-    return None
-
-
-def _literal(node: exp.Expression):
-    """A string literal, or a string cast to TIMESTAMP, as a Python value; None otherwise."""
-    if isinstance(node, exp.Cast) and node.to.this == exp.DataType.Type.TIMESTAMP:
-        inner = _literal(node.this)
-        return (
-            None
-            if inner is None
-            else pa.scalar(dt.datetime.fromisoformat(inner), pa.timestamp("us"))
-        )
-    if isinstance(node, exp.Literal) and node.is_string:
-        return node.this
-    return None
-
-
 def _step_of(context: dg.InputContext):
     """The running step's context; ``None`` outside a run (``build_input_context``)."""
     try:
         return context.step_context
     except dg.DagsterInvariantViolationError:
         return None
-
-
-def _wants_pandas(context: dg.InputContext) -> bool:
-    """Whether the input is annotated ``pandas.DataFrame`` (pandas is imported only then)."""
-    typing_type = context.dagster_type.typing_type
-    return getattr(typing_type, "__module__", "").startswith("pandas") and (
-        getattr(typing_type, "__name__", "") == "DataFrame"
-    )

@@ -41,6 +41,9 @@ SOURCES_TAG = "fed_assets/changed_sources"
 
 # The compute placement's tags for a model's run (e.g. a GPU pool, a Kubernetes request).
 TagsFor = Callable[[dg.AssetKey], Mapping[str, str]]
+# Where a model's materialisation records the run tags of the pool it was placed on
+# (``fed_assets.placement.report.placement_metadata``).
+PLACEMENT_TAGS_META = "placement/tags"
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,9 @@ def source_change_sensor(
         threshold: smallest changed fraction of a table that requests a retrain, where the silo
             counts changed rows (PostgreSQL); elsewhere any change counts as a whole one.
         cooldown_s: least seconds between two requests for the same model.
-        tags: the compute placement's run tags for a model (e.g. from ``resources.compute``).
+        tags: the compute placement's run tags for a model (e.g. ``lambda key:
+            placement_for_training(estate, ...).tags``); by default the tags of the pool the
+            model's latest materialisation recorded that it was placed on.
     """
     rules = Rules(threshold=threshold, cooldown_s=cooldown_s)
 
@@ -105,7 +110,8 @@ def source_change_sensor(
             observation(watch[t].key, observed[t], readings[t])
             for t in (*tick.first_seen, *tick.changed)
         ]
-        requests = [r for retrain in tick.retrains for r in run_requests(graph, retrain, tags)]
+        tags_for = tags or (lambda key: recorded_placement(context.instance, key))
+        requests = [r for retrain in tick.retrains for r in run_requests(graph, retrain, tags_for)]
         for retrain in tick.retrains:
             context.log.info(f"{retrain.model}: retrain requested ({retrain.run_key})")
         return dg.SensorResult(
@@ -292,6 +298,18 @@ def run_requests(graph, retrain: Retrain, tags: TagsFor | None) -> list[dg.RunRe
         )
         for key in named
     ]
+
+
+def recorded_placement(instance: dg.DagsterInstance, model: dg.AssetKey) -> dict[str, str]:
+    """The run tags of the pool ``model``'s latest materialisation was placed on ({} if none)."""
+    event = instance.get_latest_materialization_event(model)
+    if event is None or event.asset_materialization is None:
+        return {}
+    entry = event.asset_materialization.metadata.get(PLACEMENT_TAGS_META)
+    value = getattr(entry, "value", None)
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): str(v) for k, v in value.items()}
 
 
 def skip_message(tick) -> str:

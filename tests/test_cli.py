@@ -150,3 +150,17 @@ def test_help_gives_defaults_and_imports_no_engine():
     assert "HEAVY []" in done.stdout
     assert "--engine-region" in done.stdout and "(default: unset" in done.stdout
     assert "(default: table)" in done.stdout and "(default: 50)" in done.stdout
+
+
+def test_json_writes_whole_decimal_sums_as_numbers(demo, capsys):
+    """DuckDB sums integers as HUGEINT (decimal128(38, 0) in Arrow); JSON shows a number."""
+    sql = (
+        "SELECT segment, sum(CASE WHEN annual_income > 50000 THEN 1 ELSE 0 END) AS rich "
+        "FROM eu_core_banking.customers GROUP BY 1 ORDER BY 1"
+    )
+    assert main(["query", sql, "--engine-region", "eu", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    expected = query(sql, demo, engine_region="eu").table
+    assert str(expected.schema.field("rich").type) == "decimal128(38, 0)"
+    assert [r["rich"] for r in rows] == [int(v) for v in expected["rich"].to_pylist()]
+    assert all(isinstance(r["rich"], int) for r in rows)

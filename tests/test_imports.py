@@ -155,3 +155,91 @@ def test_no_import_cycles_between_modules():
 def test_report_renders_plans_without_importing_them_back():
     """``model.py``'s values render through ``report.py``; report imports model only for types."""
     assert "fed_assets.query.model" not in module_level_imports("fed_assets.query.report")
+
+
+# The client libraries of the server silos: a step imports one only when it reads that silo.
+DRIVERS = ("adbc_driver_manager", "snowflake.connector", "dagster_snowflake", "google.cloud")
+
+
+def test_loading_definitions_over_server_silos_imports_no_driver(tmp_path):
+    """The demo pointed at PostgreSQL, S3, Snowflake and BigQuery by the README's YAML loads
+    (from a catalog snapshot) without importing any of their drivers."""
+    from fed_assets.catalog import Catalog
+    from fed_assets.demo.generate import DemoPaths, generate
+    from fed_assets.demo.silos import embedded_silos
+    from tests.test_readme import snippets
+
+    paths = DemoPaths(tmp_path / "demo")
+    generate(paths.root, scale=0.05)
+    snapshot = tmp_path / "catalog.json"
+    assert set(Catalog(embedded_silos(paths), snapshot).refresh().values()) == {"ok"}
+    (config,) = [c for _, c in snippets({"yaml"}) if "kind: snowflake" in c]
+    (tmp_path / "silos.yaml").write_text(config)
+    probe = (
+        "import sys\n"
+        "from fed_assets.demo.definitions import defs\n"
+        "defs.resolve_asset_graph()\n"
+        f"print('DRIVERS', sorted(m for m in sys.modules if m.startswith({DRIVERS!r})))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "FED_ASSETS_SILOS": str(tmp_path / "silos.yaml"),
+            "FED_ASSETS_CATALOG": str(snapshot),
+            "FED_ASSETS_DATA": str(paths.root),
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "DRIVERS []" in done.stdout, done.stdout
+
+
+def test_a_step_requires_only_the_silos_it_reads(tmp_path):
+    """Each demo step starts the resources of the silos it reads, and no other silo."""
+    from dagster._core.execution.api import create_execution_plan
+    from dagster._core.execution.resources_init import get_required_resource_keys_for_step
+
+    from fed_assets.catalog import Catalog
+    from fed_assets.definitions import build_definitions
+    from fed_assets.demo.assets import DEMO_ASSETS
+    from fed_assets.demo.federated import federated_demo_assets
+    from fed_assets.demo.generate import DemoPaths, generate
+    from fed_assets.demo.silos import embedded_silos
+
+    paths = DemoPaths(tmp_path / "demo")
+    generate(paths.root, scale=0.05)
+    catalog = Catalog(embedded_silos(paths), paths.catalog)
+    defs = build_definitions(
+        catalog,
+        results_base_path=str(paths.results),
+        assets=[*DEMO_ASSETS, *federated_demo_assets(catalog)],
+    )
+    job = defs.resolve_implicit_global_asset_job_def()
+    plan = create_execution_plan(job)
+    silos = set(catalog.silos)
+
+    def with_dependencies(keys: set[str]) -> set[str]:  # resources the resources require
+        found, todo = set(), list(keys)
+        while todo:
+            key = todo.pop()
+            if key not in found:
+                found.add(key)
+                todo += job.resource_defs[key].required_resource_keys
+        return found
+
+    needs = {
+        step.key: with_dependencies(set(get_required_resource_keys_for_step(job, step, plan)))
+        & silos
+        for step in plan.steps
+        if step.key in ("credit_features", "default_rate_by_segment", "aml_training_set")
+    }
+    assert needs == {
+        "credit_features": {"eu_core_banking", "us_payments", "loans_warehouse"},
+        "default_rate_by_segment": {"eu_core_banking", "loans_warehouse"},
+        "aml_training_set": {"compliance_store", "us_payments"},
+    }

@@ -86,14 +86,6 @@ def ratio(rows: list[Row], top: str, bottom: str, attr: str = "seconds") -> floa
     return geomean([a for a, _ in pairs]) / geomean([b for _, b in pairs])
 
 
-def q_error(estimated: float | None, actual: float | None) -> float | None:
-    """max(est/act, act/est), both at least one row: 1.0 is a perfect estimate."""
-    if estimated is None or actual is None:
-        return None
-    e, a = max(float(estimated), 1.0), max(float(actual), 1.0)
-    return max(e / a, a / e)
-
-
 def layout_goals(rows: list[Row]) -> dict[str, Any]:
     """The issue's per-layout measures and verdicts for one layout's rows."""
     n = len(rows)

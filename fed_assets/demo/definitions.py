@@ -18,10 +18,13 @@ from fed_assets.config import silos_from_yaml
 from fed_assets.definitions import build_definitions
 from fed_assets.demo.assets import DEMO_ASSETS
 from fed_assets.demo.federated import federated_demo_assets
+from fed_assets.demo.gates import demo_gates
 from fed_assets.demo.generate import DemoPaths, default_data_dir
 from fed_assets.demo.models import demo_models
 from fed_assets.demo.silos import embedded_silos
 from resources.compute import EXAMPLE_ESTATE, ComputeEstate
+from sensors.schedules import dataset_refresh_schedule, model_retrain_schedule
+from sensors.source_change import source_change_sensor
 
 
 def demo_definitions():
@@ -40,6 +43,10 @@ def demo_definitions():
         catalog,
         results_base_path=str(paths.results),
         assets=[*DEMO_ASSETS, *datasets, *models],
+        asset_checks=demo_gates(),
+        # A changed silo table retrains the models downstream of it, gated by the checks above.
+        sensors=[source_change_sensor(catalog, default_status=dg.DefaultSensorStatus.RUNNING)],
+        schedules=[dataset_refresh_schedule(), model_retrain_schedule()],
     )
     return dg.Definitions.merge(defs, dg.Definitions(resources={"compute": estate}))
 

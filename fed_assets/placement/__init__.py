@@ -44,6 +44,8 @@ _LAZY = {
     "History": "fed_assets.placement.history",
     "RunRecord": "fed_assets.placement.history",
     "calibrated_utilisation": "fed_assets.placement.history",
+    "Calibration": "fed_assets.placement.history",
+    "calibrate": "fed_assets.placement.history",
     "Actual": "fed_assets.placement.measuring",
     "Measurement": "fed_assets.placement.measuring",
     "measure": "fed_assets.placement.measuring",

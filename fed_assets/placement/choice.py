@@ -14,6 +14,7 @@ from typing import Protocol
 
 from fed_assets.placement.errors import PlacementRefused
 from fed_assets.placement.estimate import RunEstimate, Workload, estimate_training
+from fed_assets.placement.history import Calibration
 from fed_assets.placement.pools import ComputePool
 from fed_assets.silo import SiloResource
 
@@ -23,6 +24,10 @@ OBJECTIVES = {
     "time": lambda e: (e.seconds, e.footprint.usd),
     "co2": lambda e: (e.footprint.co2_kg, e.footprint.usd),
 }
+
+
+# A training input: a silo, (silo, table), or (silo, table, columns read).
+Input = SiloResource | tuple[SiloResource, str] | tuple[SiloResource, str, Sequence[str]]
 
 
 class Estate(Protocol):
@@ -57,27 +62,27 @@ class Placement:
         return self.pool.tags()
 
 
-def residency_allows(region: str, inputs: Sequence[SiloResource | tuple[SiloResource, str]]):
+def residency_allows(region: str, inputs: Sequence[Input]) -> str | None:
     """Why ``region`` may not receive the inputs' rows, or ``None`` when every input allows it.
 
-    An input is a silo (its silo-wide policy) or ``(silo, table)`` (the table's policy). Data
-    staying in its silo's region is always allowed; ``export: none`` keeps it there;
-    ``allowed_regions``, when set, must contain ``region``. Training reads rows, so
-    ``aggregates_only`` also keeps them in place.
+    An input is a silo (its silo-wide policy), ``(silo, table)`` (the table's policy) or
+    ``(silo, table, columns)`` (PII columns checked too). Each is checked as training rows moving
+    to ``region`` by ``fed_assets.residency.check_movement``, the one rule every movement passes:
+    data staying in its silo's region always may; ``export: none`` and ``aggregates_only`` keep
+    rows in place; ``allowed_regions``, when set, must contain ``region``.
     """
+    from fed_assets.errors import PolicyViolation
+    from fed_assets.residency import check_movement
+
     for item in inputs:
-        silo, table = item if isinstance(item, tuple) else (item, None)
-        if region == silo.region:
-            continue
-        policy = silo.policy.for_table(table) if table else silo.policy.for_table("")
-        where = f"silo '{silo.name}'" + (f", table '{table}'" if table else "")
-        if policy.export in ("none", "aggregates_only"):
-            return (
-                f"{where} (region {silo.region}) has export={policy.export}: its rows may not "
-                f"move to {region}"
-            )
-        if policy.allowed_regions and region not in policy.allowed_regions:
-            return f"{where} allows only {list(policy.allowed_regions)}, not {region}"
+        # a whole silo is checked under its silo-wide policy, as table '*'
+        silo, table, columns = (
+            (tuple(item) + ("*", ()))[:3] if isinstance(item, tuple) else (item, "*", ())
+        )
+        try:
+            check_movement(silo, table, columns, kind="rows", destination_region=region)
+        except PolicyViolation as err:
+            return f"{err.what}: {err.reason}"
     return None
 
 
@@ -88,8 +93,10 @@ def choose(
     objective: str = "money",
     deadline_s: float | None = None,
     budget_usd: float | None = None,
-    inputs: Sequence[SiloResource | tuple[SiloResource, str]] = (),
-    utilisation: Callable[[ComputePool], float | None] | Mapping[str, float] | None = None,
+    inputs: Sequence[Input] = (),
+    utilisation: Callable[[ComputePool], float | Calibration | None]
+    | Mapping[str, float | Calibration]
+    | None = None,
     estimator: Callable[..., RunEstimate] = estimate_training,
 ) -> Placement:
     """The pool that minimises ``objective`` among those meeting every constraint.
@@ -102,8 +109,8 @@ def choose(
         budget_usd: the run may cost at most this much.
         inputs: the silos (or ``(silo, table)``) whose rows the run reads; their residency
             policies must allow the pool's region.
-        utilisation: per-pool calibrated utilisation (pool name → share, or a function of the
-            pool; ``None`` for a pool keeps its configured figure).
+        utilisation: per-pool calibration (pool name → a share of peak or a ``Calibration``,
+            or a function of the pool; ``None`` for a pool keeps its configured figure).
         estimator: ``estimate_training`` (default) or ``estimate_inference``.
 
     Raises:
@@ -131,12 +138,17 @@ def choose(
     failed: dict[str, str] = {}
     fitting: list[tuple[ComputePool, RunEstimate]] = []
     for pool in pools:
-        share = _utilisation_for(pool, utilisation)
+        fitted = _utilisation_for(pool, utilisation)
+        share, overhead = (
+            (fitted.utilisation, fitted.step_overhead_s)
+            if isinstance(fitted, Calibration)
+            else (fitted, 0.0)
+        )
         if workload.dtype not in pool.peak_flops:
             rejected[pool.name] = f"no {workload.dtype} figure (has {sorted(pool.peak_flops)})"
             failed[pool.name] = "dtype"
             continue
-        estimate = estimator(workload, pool, utilisation=share)
+        estimate = estimator(workload, pool, utilisation=share, step_overhead_s=overhead)
         reason, constraint = _first_failure(pool, estimate, inputs, deadline_s, budget_usd)
         if reason is None:
             fitting.append((pool, estimate))
@@ -186,7 +198,7 @@ def choose(
 def _first_failure(
     pool: ComputePool,
     estimate: RunEstimate,
-    inputs: Sequence[SiloResource | tuple[SiloResource, str]],
+    inputs: Sequence[Input],
     deadline_s: float | None,
     budget_usd: float | None,
 ) -> tuple[str | None, str]:
@@ -225,7 +237,7 @@ def _describe(estimate: RunEstimate) -> str:
     )
 
 
-def _utilisation_for(pool: ComputePool, utilisation) -> float | None:
+def _utilisation_for(pool: ComputePool, utilisation) -> float | Calibration | None:
     if utilisation is None:
         return None
     if isinstance(utilisation, Mapping):

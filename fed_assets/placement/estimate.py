@@ -118,6 +118,11 @@ class Workload:
             raise PoolConfigError(where, "batch_size and seq_len must be positive", "pass both ≥ 1")
 
     @property
+    def steps(self) -> int:
+        """Optimiser steps (or forward batches): tokens ÷ (batch_size × seq_len), rounded up."""
+        return -(-self.tokens // (self.batch_size * self.seq_len))
+
+    @property
     def trained(self) -> int:
         """Weights that receive gradients."""
         return self.params if self.method == "full" and self.trainable is None else self.trainable
@@ -164,7 +169,9 @@ class RunEstimate:
         utilisation: the share of peak FLOP/s assumed (calibrated or the default).
         peak_flops: the pool's peak FLOP/s at the run's dtype, all devices together.
         footprint: time, money, energy, CO₂, water.
-        tokens: tokens the run processes.
+        tokens: tokens the run processes; steps: its optimiser steps (batches).
+        step_overhead_s: fixed seconds per step assumed on top of the FLOPs (Python, kernel
+            launches, the optimiser's memory-bound update), from calibration; 0 before.
         notes: what the estimate left out or assumed.
     """
 
@@ -176,6 +183,8 @@ class RunEstimate:
     peak_flops: float
     footprint: Footprint
     tokens: int = 0
+    steps: int = 0
+    step_overhead_s: float = 0.0
     notes: tuple[str, ...] = ()
 
     @property
@@ -263,17 +272,36 @@ def footprint(seconds: float, pool: ComputePool, *, device_kwh: float | None = N
 
 
 def estimate_training(
-    workload: Workload, pool: ComputePool, *, utilisation: float | None = None
+    workload: Workload,
+    pool: ComputePool,
+    *,
+    utilisation: float | None = None,
+    step_overhead_s: float = 0.0,
 ) -> RunEstimate:
-    """FLOPs, memory, time = FLOPs ÷ (peak × utilisation), money, energy, CO₂ and water of
-    training ``workload`` on ``pool``."""
+    """FLOPs, memory, time = FLOPs ÷ (peak × utilisation) + steps × step overhead, money,
+    energy, CO₂ and water of training ``workload`` on ``pool``.
+
+    Args:
+        utilisation: share of peak reached; ``None`` uses the pool's configured figure.
+        step_overhead_s: fixed seconds per step (a calibrated figure; 0 by default).
+    """
     return _estimate(
-        "training", training_flops(workload), training_memory(workload), workload, pool, utilisation
+        "training",
+        training_flops(workload),
+        training_memory(workload),
+        workload,
+        pool,
+        utilisation,
+        step_overhead_s,
     )
 
 
 def estimate_inference(
-    workload: Workload, pool: ComputePool, *, utilisation: float | None = None
+    workload: Workload,
+    pool: ComputePool,
+    *,
+    utilisation: float | None = None,
+    step_overhead_s: float = 0.0,
 ) -> RunEstimate:
     """The same for running ``workload`` forward (scoring or generating its tokens)."""
     return _estimate(
@@ -283,6 +311,7 @@ def estimate_inference(
         workload,
         pool,
         utilisation,
+        step_overhead_s,
     )
 
 
@@ -293,10 +322,11 @@ def _estimate(
     workload: Workload,
     pool: ComputePool,
     utilisation: float | None,
+    step_overhead_s: float,
 ) -> RunEstimate:
     peak = pool.peak_for(workload.dtype)
     share = pool.utilisation if utilisation is None else utilisation
-    seconds = flops / (peak * share) if flops else 0.0
+    seconds = (flops / (peak * share) if flops else 0.0) + workload.steps * step_overhead_s
     notes = []
     if not workload.n_layer or not workload.d_model:
         notes.append("model shape unknown: attention FLOPs and layer activations left out")
@@ -311,6 +341,8 @@ def _estimate(
         peak_flops=peak,
         footprint=footprint(seconds, pool),
         tokens=workload.tokens,
+        steps=workload.steps,
+        step_overhead_s=step_overhead_s,
         notes=tuple(notes),
     )
 

@@ -22,6 +22,9 @@ from fed_assets.errors import CorruptDataError
 # Runs a calibration looks back over: recent enough to follow a changed machine or library,
 # enough that one noisy run moves the figure by a tenth at most.
 CALIBRATION_WINDOW = 10
+# Runs needed before a per-step overhead is fitted beside the utilisation (two unknowns, and
+# one run to spare against noise).
+MIN_FIT_RUNS = 3
 # A run shorter than this is dominated by start-up (first kernel launches, allocator warm-up)
 # rather than by its FLOPs, and is left out of calibration.
 MIN_CALIBRATION_S = 0.5
@@ -41,6 +44,11 @@ class RunRecord:
         energy_method: how ``kwh`` was obtained (``"nvml"``, ``"rapl"``, ``"codecarbon"``, ...).
         label: what ran (asset, model size), for people reading the history.
         at: Unix time the run ended.
+        steps: optimiser steps (batches) of the run; step_overhead_s: the per-step seconds the
+            estimate assumed.
+        cpu_seconds: the process's CPU time ÷ its compute threads (what the run would take
+            with its cores to itself; on a shared machine wall time also measures the
+            neighbours).
     """
 
     pool: str
@@ -56,6 +64,13 @@ class RunRecord:
     energy_method: str = "none"
     label: str = ""
     at: float = 0.0
+    steps: int = 0
+    step_overhead_s: float = 0.0
+    cpu_seconds: float | None = None
+
+    def measured(self, clock: str = "wall") -> float:
+        """Measured seconds by ``clock``: ``"wall"``, or ``"cpu"`` (wall where not recorded)."""
+        return self.cpu_seconds if clock == "cpu" and self.cpu_seconds else self.seconds
 
     @property
     def achieved(self) -> float:
@@ -68,13 +83,76 @@ class RunRecord:
         return (self.est_seconds - self.seconds) / self.seconds if self.seconds > 0 else 0.0
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """A pool's figures fitted from its measured runs: seconds = FLOPs ÷ (peak × utilisation)
+    + steps × step_overhead_s.
+
+    Attributes:
+        utilisation: share of peak FLOP/s the FLOPs-bound part reaches.
+        step_overhead_s: fixed seconds per step (0 when the runs cannot separate it).
+        runs: how many runs it was fitted on.
+    """
+
+    utilisation: float
+    step_overhead_s: float
+    runs: int
+
+
+def calibrate(
+    records: Sequence[RunRecord],
+    pool: str,
+    *,
+    kind: str = "training",
+    dtype: str | None = None,
+    clock: str = "wall",
+) -> Calibration | None:
+    """Fit ``pool``'s utilisation and per-step overhead to its last ``CALIBRATION_WINDOW`` runs
+    of ``kind``, minimising the squared relative error of the time (a ±25 % goal is relative).
+
+    With fewer than ``MIN_FIT_RUNS`` runs, or runs whose FLOPs per step are all alike (then the
+    two figures cannot be told apart), or a fit that would make either negative, only the
+    utilisation is fitted (``calibrated_utilisation``) and the overhead is 0. Pure: numbers in,
+    numbers out.
+    """
+    usable = _usable(records, pool, kind, dtype)
+    if not usable:
+        return None
+    ratio = Calibration(_ratio(usable, clock), 0.0, len(usable))
+    steps = [r for r in usable if r.steps > 0]
+    per_step = {round(r.flops / r.steps, -3) for r in steps}
+    if len(steps) < MIN_FIT_RUNS or len(per_step) < 2:
+        return ratio
+    # t = a·x + b·s with x = FLOPs/peak, s = steps; weights 1/t² make the residuals relative.
+    sxx = sxs = sss = sxt = sst = 0.0
+    for r in steps:
+        t = r.measured(clock)
+        w = 1.0 / (t * t)
+        x, n = r.flops / r.peak_flops, float(r.steps)
+        sxx, sxs, sss = sxx + w * x * x, sxs + w * x * n, sss + w * n * n
+        sxt, sst = sxt + w * x * t, sst + w * n * t
+    determinant = sxx * sss - sxs * sxs
+    if determinant <= 0:
+        return ratio
+    a = (sxt * sss - sst * sxs) / determinant
+    b = (sst * sxx - sxt * sxs) / determinant
+    if a <= 0 or b < 0:
+        return ratio
+    return Calibration(min(1.0, 1.0 / a), b, len(steps))
+
+
 def calibrated_utilisation(
     records: Sequence[RunRecord], pool: str, *, kind: str = "training", dtype: str | None = None
 ) -> float | None:
     """The share of peak FLOP/s ``pool``'s recent runs of ``kind`` reached: their FLOPs over
     peak × their seconds, summed over the last ``CALIBRATION_WINDOW`` runs (so long runs weigh
     more than short ones); ``None`` with no usable run."""
-    usable = [
+    usable = _usable(records, pool, kind, dtype)
+    return _ratio(usable, "wall") if usable else None
+
+
+def _usable(records, pool, kind, dtype) -> list[RunRecord]:
+    return [
         r
         for r in records
         if r.pool == pool
@@ -83,9 +161,11 @@ def calibrated_utilisation(
         and r.seconds >= MIN_CALIBRATION_S
         and r.flops > 0
     ][-CALIBRATION_WINDOW:]
-    if not usable:
-        return None
-    return min(1.0, sum(r.flops for r in usable) / sum(r.peak_flops * r.seconds for r in usable))
+
+
+def _ratio(usable: Sequence[RunRecord], clock: str) -> float:
+    flops = sum(r.flops for r in usable)
+    return min(1.0, flops / sum(r.peak_flops * r.measured(clock) for r in usable))
 
 
 class History:
@@ -134,3 +214,7 @@ class History:
     def utilisation(self, pool: str, *, kind: str = "training", dtype: str | None = None):
         """``calibrated_utilisation`` over this file's records."""
         return calibrated_utilisation(self.records(), pool, kind=kind, dtype=dtype)
+
+    def calibration(self, pool: str, **kwargs) -> Calibration | None:
+        """``calibrate`` over this file's records."""
+        return calibrate(self.records(), pool, **kwargs)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,6 +43,7 @@ class Actual:
         energy_method: ``"nvml"``, ``"rapl"``, ``"codecarbon"`` (an estimate) or ``"rated"``
             (pool watts × time).
         footprint: money, facility energy, CO₂ and water from the pool's figures.
+        cpu_seconds: process CPU time ÷ ``threads`` (the run's time with its cores to itself).
     """
 
     seconds: float
@@ -49,6 +51,7 @@ class Actual:
     kwh: float | None
     energy_method: str
     footprint: Footprint
+    cpu_seconds: float | None = None
 
     @property
     def tokens_per_s(self) -> float:
@@ -77,6 +80,7 @@ def measure(
     energy: str = "auto",
     label: str = "",
     dtype: str = "fp32",
+    threads: int | None = None,
 ) -> Iterator[Measurement]:
     """Measure the run inside the ``with`` block on ``pool``; append it to ``history`` when it
     ends without an error (a failed run is not a measurement of the estimate).
@@ -87,6 +91,8 @@ def measure(
         energy: ``"auto"`` (NVML, then RAPL, then codecarbon, then rated), or one of them.
         label: what ran, for the history.
         dtype: the run's number format (for the record when there is no estimate).
+        threads: compute threads the run uses, to turn its CPU time into ``cpu_seconds``
+            (``None``: torch's thread count when torch is loaded, else 1).
     """
     if energy not in ENERGY_METHODS:
         raise ConfigurationError(
@@ -95,13 +101,14 @@ def measure(
     meter = _meter(energy, pool)
     measurement = Measurement(pool=pool, estimate=estimate)
     meter.start()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     try:
         yield measurement
     except BaseException:
         meter.stop()
         raise
     seconds = time.perf_counter() - started
+    cpu_seconds = (time.process_time() - cpu_started) / (threads or _threads())
     kwh = meter.stop()
     method = meter.method if kwh is not None else "rated"
     measurement.actual = Actual(
@@ -110,6 +117,7 @@ def measure(
         kwh=kwh,
         energy_method=method,
         footprint=footprint(seconds, pool, device_kwh=kwh),
+        cpu_seconds=cpu_seconds,
     )
     if estimate is not None:
         measurement.record = RunRecord(
@@ -126,10 +134,18 @@ def measure(
             energy_method=method,
             label=label,
             at=time.time(),
+            steps=estimate.steps,
+            step_overhead_s=estimate.step_overhead_s,
+            cpu_seconds=cpu_seconds,
         )
         if history is not None:
             store = history if isinstance(history, History) else History(history)
             store.append(measurement.record)
+
+
+def _threads() -> int:
+    torch = sys.modules.get("torch")
+    return torch.get_num_threads() if torch is not None else 1
 
 
 class _Meter:

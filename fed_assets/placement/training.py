@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from fed_assets.placement.choice import Placement, choose
+from fed_assets.placement.choice import Input, Placement, choose
 from fed_assets.placement.estimate import Workload
-from fed_assets.placement.history import History
-from fed_assets.silo import SiloResource
+from fed_assets.placement.history import History, calibrate
 
 
 def placement_for_training(
@@ -19,7 +18,7 @@ def placement_for_training(
     method: str = "full",
     trainable: int | None = None,
     dtype: str = "fp32",
-    inputs: Sequence[SiloResource | tuple[SiloResource, str]] = (),
+    inputs: Sequence[Input] = (),
     objective: str = "money",
     deadline_s: float | None = None,
     budget_usd: float | None = None,
@@ -27,8 +26,9 @@ def placement_for_training(
 ) -> Placement:
     """Choose the pool to train a model of ``params`` parameters on ``tokens`` tokens.
 
-    Utilisation comes from the estate's run history (``history_path``) where runs on a pool
-    have been measured, else from the pool's configured figure. Put ``placement.tags`` on the
+    Utilisation (and a per-step overhead) come from the estate's run history
+    (``history_path``, fitted by ``calibrate``) where runs on a pool have been measured, else
+    from the pool's configured figure. Put ``placement.tags`` on the
     run (``dg.asset(op_tags=...)`` or the run request's tags) and record
     ``placement_metadata(placement, actual)`` beside the model's own metadata.
 
@@ -36,7 +36,8 @@ def placement_for_training(
         estate: a ``resources.compute.ComputeEstate``.
         method, trainable, dtype: see ``Workload``; for LoRA, ``trainable`` is the adapters'
             parameter count.
-        inputs: the silos (or ``(silo, table)``) the training rows are read from.
+        inputs: the silos, ``(silo, table)`` or ``(silo, table, columns)`` the training rows
+            are read from.
         shape: ``batch_size``, ``seq_len``, ``n_layer``, ``d_model``, ``n_head``, ``vocab``.
 
     Raises:
@@ -49,9 +50,7 @@ def placement_for_training(
     records = history.records() if history is not None else []
 
     def utilisation(pool):
-        from fed_assets.placement.history import calibrated_utilisation
-
-        return calibrated_utilisation(records, pool.name, kind="training", dtype=dtype)
+        return calibrate(records, pool.name, kind="training", dtype=dtype)
 
     return choose(
         workload,

@@ -45,6 +45,7 @@ def query(
     objective: str = "latency",
     timeout_s: float | None = None,
     query_timeout_s: float | None = None,
+    memory_limit: str | None = None,
     progress=None,
 ) -> QueryResult:
     """Plan and run ``sql`` over ``silos``; the result is an Arrow table with its plan and audit.
@@ -55,15 +56,21 @@ def query(
             allowed); ``None`` treats every silo's data as leaving its region.
         objective: ``"latency"`` (default) or ``"money"``.
         timeout_s: seconds one fragment may run in its silo (default
-            ``execute.FRAGMENT_TIMEOUT_S``; a silo's own ``timeout_s`` may lower it). Past it the
+            ``execute.FRAGMENT_TIMEOUT_S``; a silo's ``statement_timeout_s`` may lower it). Past it the
             statement is cancelled in the silo and ``SiloTimeoutError`` names silo, fragment, bound.
         query_timeout_s: seconds the fragments may take together (default
             ``execute.QUERY_TIMEOUT_S``).
+        memory_limit: memory the embedded engine may use for the residual query (DuckDB's
+            syntax, e.g. ``"8GB"``; default ``execute.MEMORY_LIMIT``).
     """
     silo_map = _with_policy(silos, policy)
     kwargs = {
         k: v
-        for k, v in (("timeout_s", timeout_s), ("query_timeout_s", query_timeout_s))
+        for k, v in (
+            ("timeout_s", timeout_s),
+            ("query_timeout_s", query_timeout_s),
+            ("memory_limit", memory_limit),
+        )
         if v is not None
     }
     while True:

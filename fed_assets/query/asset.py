@@ -19,6 +19,7 @@ import dagster as dg
 import pyarrow as pa
 from sqlglot import exp
 
+from fed_assets import metadata as md
 from fed_assets.catalog import (
     Catalog,
     CatalogTable,
@@ -35,12 +36,12 @@ from fed_assets.errors import (
     UnknownSiloError,
     UnknownTableError,
 )
-from fed_assets.partitions import asset_partition_condition
+from fed_assets.partitions import asset_partition_condition, files_in_partition
 from fed_assets.query import _with_policy, query
 from fed_assets.query.execute import FRAGMENT_TIMEOUT_S, QUERY_TIMEOUT_S
 from fed_assets.query.model import Plan, QueryResult
 from fed_assets.query.planner import parse_query, plan
-from fed_assets.query.report import fragments_markdown
+from fed_assets.query.report import fragment_rows, plan_markdown
 from fed_assets.silo import SiloPolicy, SiloResource, TablePolicy, TableStats
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ def federated_asset(
         engine_region: where the embedded engine runs (residency checks use it).
         policy: extra residency rules by ``"silo"`` or ``"silo.table"``.
         timeout_s: seconds one fragment may run in its silo before it is cancelled there
-            (default: ``query()``'s); a silo's own ``timeout_s`` may lower it.
+            (default: ``query()``'s); a silo's ``statement_timeout_s`` may lower it.
         query_timeout_s: seconds all fragments of one materialisation may take together.
         asset_kwargs: passed on to ``dagster.asset`` (``kinds``, ``metadata`` and
             ``required_resource_keys`` are merged with the derived ones).
@@ -119,8 +120,8 @@ def federated_asset(
         "fed/sql": dg.MetadataValue.md(f"```sql\n{sql.strip()}\n```"),
         "fed/silos": ", ".join(silo_names),
         "fed/engine_region": engine_region or "unset",
-        "fed/time_bounds": f"fragment {timeout_s or FRAGMENT_TIMEOUT_S:g} s, query "
-        f"{query_timeout_s or QUERY_TIMEOUT_S:g} s",
+        "fed/time_bounds": f"fragment {_or(timeout_s, FRAGMENT_TIMEOUT_S):g} s, query "
+        f"{_or(query_timeout_s, QUERY_TIMEOUT_S):g} s",
         "fed/checked_at_load": validated.unchecked or "yes, against the catalog snapshot",
         **(asset_kwargs.pop("metadata", None) or {}),
     }
@@ -164,7 +165,12 @@ def federated_asset(
             f"{result.table.num_rows:,} rows from {len(result.fragments)} fragment(s); "
             f"moved {result.bytes_moved:,} bytes"
         )
-        return dg.Output(result.table, metadata=run_metadata(result))
+        dialects = {name: silo.dialect for name, silo in silos.items()}
+        metadata = run_metadata(result, dialects)
+        files = _files_read(silos, filters)
+        if files:
+            metadata["files read"] = md.table(files)
+        return dg.Output(result.table, metadata=metadata)
 
     return _federated
 
@@ -343,54 +349,65 @@ def partition_filtered(sql: str, conditions: Mapping[str, exp.Expression]) -> st
     return tree.sql(dialect="duckdb")
 
 
-def run_metadata(result: QueryResult) -> dict[str, Any]:
-    """Dagster metadata for one federated run: plan, fragments, movement, residency, timings."""
-    by_silo: dict[str, dict[str, int]] = {}
+def run_metadata(result: QueryResult, dialects: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Dagster metadata for one federated run: plan, fragments, movement, residency, timings.
+
+    Tables where the UI can show a table, SQL laid out by sqlglot's pretty printer.
+
+    Args:
+        dialects: silo name → its SQL dialect, to lay out the SQL each silo was sent.
+    """
+    dialects = dialects or {}
+    by_silo: dict[str, dict[str, Any]] = {}
     for r in result.routes:  # every route out of a silo, semi-join keys included
-        moved = by_silo.setdefault(r.silo, {"fragments": 0, "rows": 0, "bytes": 0})
+        moved = by_silo.setdefault(r.silo, {"silo": r.silo, "fragments": 0, "rows": 0, "bytes": 0})
         moved["fragments"] += r.kind != "keys"
         moved["rows"] += r.rows or 0
         moved["bytes"] += r.bytes or 0
     metadata: dict[str, Any] = {
-        "plan": dg.MetadataValue.md(f"```\n{result.explain()}\n```"),
-        "fragments": dg.MetadataValue.md(fragments_markdown(result)),
+        "plan": dg.MetadataValue.md(plan_markdown(result.plan, dialects)),
+        "fragments": md.table(fragment_rows(result)),
         "fragment sql": dg.MetadataValue.md(
-            "\n\n".join(f"**{f.id}** ({f.silo})\n```sql\n{f.sql}\n```" for f in result.fragments)
-        ),
-        "moved by silo": dg.MetadataValue.md(
-            "\n".join(
-                [
-                    "| silo | fragments | rows | bytes |",
-                    "|---|---:|---:|---:|",
-                    *(
-                        f"| {s} | {m['fragments']} | {m['rows']:,} | {m['bytes']:,} |"
-                        for s, m in sorted(by_silo.items())
-                    ),
-                ]
+            "\n\n".join(
+                f"**{f.id}** ({f.silo})\n```sql\n{md.pretty_sql(f.sql, dialects.get(f.silo, 'duckdb'))}\n```"
+                for f in result.fragments
             )
         ),
-        "rows estimated vs actual": dg.MetadataValue.json(
+        "moved by silo": md.table([by_silo[s] for s in sorted(by_silo)]),
+        "run-time decisions": dg.MetadataValue.md(
+            "\n".join(f"- {d}" for d in result.decisions) or "none: no semi-join to decide"
+        ),
+        "rows estimated vs actual": md.table(
             [
-                {"fragment": f.id, "silo": f.silo, "estimated": round(f.est_rows), "actual": f.rows}
+                {
+                    "fragment": f.id,
+                    "silo": f.silo,
+                    "estimated": round(f.est_rows),
+                    "actual": f.rows,
+                    "actual / estimated": round(f.rows / f.est_rows, 2) if f.est_rows else None,
+                    "q-error": round(f.q_error, 2),
+                }
                 for f in result.fragments
+            ],
+            columns=["fragment", "silo", "estimated", "actual", "actual / estimated", "q-error"],
+        ),
+        "residency audit": md.table(
+            [
+                {
+                    "kind": r.kind,
+                    "via": r.via,
+                    "source silo": r.silo,
+                    "source region": r.source_region,
+                    "destination region": r.destination_region,
+                    "rows": r.rows or 0,
+                    "bytes": r.bytes or 0,
+                    "allowed by": r.rule,
+                }
+                for r in result.routes
             ]
         ),
-        "residency audit": dg.MetadataValue.md(
-            "\n".join(
-                [
-                    "| kind | via | source silo | source region | destination region | rows | "
-                    "bytes | allowed by |",
-                    "|---|---|---|---|---|---:|---:|---|",
-                    *(
-                        f"| {r.kind} | {r.via} | {r.silo} | {r.source_region} | "
-                        f"{r.destination_region} | {r.rows or 0:,} | {r.bytes or 0:,} | {r.rule} |"
-                        for r in result.routes
-                    ),
-                ]
-            )
-        ),
-        "seconds by stage": dg.MetadataValue.json(
-            {stage: round(s, 4) for stage, s in result.stage_seconds.items()}
+        "seconds by stage": md.table(
+            [{"stage": k, "seconds": round(v, 4)} for k, v in result.stage_seconds.items()]
         ),
         "bytes moved": result.bytes_moved,
         "dagster/row_count": result.table.num_rows,
@@ -402,6 +419,10 @@ def run_metadata(result: QueryResult) -> dict[str, Any]:
         metadata[f"rows moved/{silo}"] = moved["rows"]
         metadata[f"bytes moved/{silo}"] = moved["bytes"]
     return metadata
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
 
 
 def _partition_targets(
@@ -464,6 +485,21 @@ def record_versions(
         version = silos[silo].version(table)
         observation = read_observation(table_asset_key(silo, table), version, {"read by": name})
         record_read(step, observation)
+
+
+def _files_read(
+    silos: Mapping[str, SiloResource], filters: Mapping[str, exp.Expression | None]
+) -> list[dict[str, Any]]:
+    """For each lake table read narrowed to the run's partition: files read of files present."""
+    rows = []
+    for target, condition in sorted(filters.items()):
+        silo, _, table = target.partition(".")
+        counted = files_in_partition(silos[silo], table, condition)
+        if counted is not None:
+            rows.append(
+                {"silo table": target, "files read": counted[0], "files present": counted[1]}
+            )
+    return rows
 
 
 def _code_version(

@@ -51,6 +51,8 @@ class PlanContext:
     stats: dict[tuple[str, str], object] = field(default_factory=dict)
     reduced_rows: dict[str, float] = field(default_factory=dict)
     ship_to: str | None = None
+    widths: dict[str, tuple[int, dict[str, float]]] = field(default_factory=dict)
+    """silo → (schemas indexed, column lower → Arrow bytes): the cost model's width index."""
     _next: int = 0
 
     def cut(self, silo: str, tree: exp.Select) -> str:

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 from sqlglot import exp
 
 from fed_assets.errors import FedAssetsError
+from fed_assets.query import cardinality
 from fed_assets.query.model import Estimate
+from fed_assets.query.tree import conjuncts, entries, where_conjuncts
 from fed_assets.silo import SiloResource, TableStats, arrow_width
 
 if TYPE_CHECKING:
@@ -33,10 +35,6 @@ KIND_MB_PER_S = {
 DEFAULT_MB_PER_S = 50.0
 # Fixed cost of one fragment round trip (connect, plan, first batch), seconds.
 ROUND_TRIP_S = 0.01
-# Selectivity guesses where statistics are silent (System R's classic defaults).
-EQ_SELECTIVITY = 0.1
-RANGE_SELECTIVITY = 1 / 3
-LIKE_SELECTIVITY = 0.1
 # A same-silo join that would return more than this many times its inputs' rows is not pushed
 # into the silo as one fragment: moving both inputs is cheaper than moving the product.
 JOIN_EXPANSION = 2.0
@@ -47,7 +45,7 @@ UNKNOWN_ROWS = 1_000_000
 # is a metadata round trip (a new connection for a server silo), too slow to repeat per plan.
 STATS_RECHECK_S = 30.0
 
-_stats_cache: dict[tuple[str, str], tuple[float, str | None, TableStats]] = {}  # by settings
+_stats_cache: dict[tuple[str, str, str], tuple[float, str | None, TableStats]] = {}
 _stats_lock = threading.Lock()
 
 
@@ -56,7 +54,9 @@ def table_stats(silo: SiloResource, table: str) -> TableStats:
 
     The version is re-read at most every ``STATS_RECHECK_S`` seconds.
     """
-    key = (silo.settings_key(), table)  # same settings, same table
+    # Same settings, same table, same reader: a catalog-snapshot stand-in shares its silo's
+    # settings but knows only row counts, and must not hide the live silo's column statistics.
+    key = (silo.settings_key(), type(silo).__qualname__, table)
     now = time.monotonic()
     with _stats_lock:
         cached = _stats_cache.get(key)
@@ -128,23 +128,124 @@ def estimate_rows(node: exp.Expression, silo_name: str, context: PlanContext) ->
         return float(stats.rows if stats and stats.rows is not None else UNKNOWN_ROWS)
     if not isinstance(node, exp.Select):
         return 1.0
-    from_ = node.args.get("from_")
-    sources = ([from_.this] if from_ else []) + [j.this for j in node.args.get("joins") or []]
-    source_rows = [estimate_rows(s, silo_name, context) for s in sources] or [1.0]
-    rows = source_rows[0]
-    for other in source_rows[1:]:
-        rows = max(rows, other)  # joins assumed along foreign keys: the larger side survives
-    where = node.args.get("where")
-    if where is not None:
-        rows *= selectivity(where.this)
-    if node.args.get("group"):
-        rows = max(1.0, rows / 10)
-    elif any(node.find_all(exp.AggFunc)) and _aggregates_at_top(node):
+    return _select_rows(node, silo_name, context)
+
+
+def _select_rows(select: exp.Select, silo_name: str, context: PlanContext) -> float:
+    """Rows of one SELECT: its inputs' rows, each filtered by its own conjuncts, joined on their
+    equi-join keys in FROM order, then grouped, filtered by HAVING and limited."""
+    lookup = facts_lookup(select, silo_name, context)
+    inputs: dict[str, float] = {}
+    kinds: dict[str, exp.Join | None] = {}
+    conditions = where_conjuncts(select)
+    for source, join in entries(select):
+        alias = source.alias_or_name
+        inputs[alias] = estimate_rows(source, silo_name, context)
+        kinds[alias] = join
+        if join is not None:
+            conditions += conjuncts(join.args.get("on"))
+    share = dict.fromkeys(inputs, 1.0)
+    pairs: list[tuple[exp.Column, exp.Column]] = []
+    other = 1.0
+    for condition in conditions:
+        aliases = {c.table for c in condition.find_all(exp.Column)} & inputs.keys()
+        if (
+            isinstance(condition, exp.EQ)
+            and isinstance(condition.left, exp.Column)
+            and isinstance(condition.right, exp.Column)
+            and len(aliases) == 2
+        ):
+            pairs.append((condition.left, condition.right))
+        elif len(aliases) == 1:
+            (alias,) = aliases
+            share[alias] *= cardinality.selectivity(condition, lookup)
+        else:
+            other *= cardinality.selectivity(condition, lookup)
+    rows = 1.0
+    joined: set[str] = set()
+    for alias, source_rows in inputs.items():
+        here = source_rows * share[alias]
+        if not joined:
+            rows, joined = here, {alias}
+            continue
+        keys = []
+        for left, right in pairs:
+            if left.table == alias and right.table in joined:
+                left, right = right, left
+            if left.table in joined and right.table == alias:
+                keys.append((lookup(left), lookup(right)))
+        out = cardinality.join_rows(rows, here, keys)
+        join = kinds[alias]
+        kind = (join.args.get("kind") or "").upper() if join is not None else ""
+        if kind in ("SEMI", "ANTI"):
+            out = min(rows, out) if kind == "SEMI" else max(rows - min(rows, out), 1.0)
+        elif join is not None and join.args.get("side"):
+            out = max(out, rows)
+        rows = out
+        joined.add(alias)
+    rows *= other
+    group = select.args.get("group")
+    if group:
+        columns = [e for e in group.expressions]
+        rows = cardinality.group_rows(
+            rows, [lookup(c) if isinstance(c, exp.Column) else None for c in columns]
+        )
+    elif any(select.find_all(exp.AggFunc)) and _aggregates_at_top(select):
         rows = 1.0
-    limit = node.args.get("limit")
+    elif select.args.get("distinct"):
+        columns = [p.unalias() for p in select.expressions]
+        rows = cardinality.group_rows(
+            rows, [lookup(c) if isinstance(c, exp.Column) else None for c in columns]
+        )
+    having = select.args.get("having")
+    if having is not None:
+        rows *= cardinality.selectivity(having.this, lookup)
+    limit = select.args.get("limit")
     if limit is not None and isinstance(limit.expression, exp.Literal):
         rows = min(rows, float(limit.expression.this))
     return max(rows, 1.0)
+
+
+def facts_lookup(select: exp.Select, silo_name: str, context: PlanContext) -> cardinality.Lookup:
+    """What the statistics say about a column of ``select``'s inputs: a base table's column in a
+    silo, a fragment's column traced to its base table in the residual, or a derived table's
+    plain column traced inside it."""
+    sources = {s.alias_or_name: s for s, _ in entries(select)}
+    memo: dict[tuple[str, str], cardinality.ColumnFacts | None] = {}
+
+    def lookup(column: exp.Column) -> cardinality.ColumnFacts | None:
+        key = (column.table, column.name)
+        if key not in memo:
+            memo[key] = _column_facts(column, sources.get(column.table), silo_name, context)
+        return memo[key]
+
+    return lookup
+
+
+def _column_facts(
+    column: exp.Column, source: exp.Expression | None, silo_name: str, context: PlanContext
+) -> cardinality.ColumnFacts | None:
+    if isinstance(source, exp.Table) and source.name in context.cuts and not source.args.get("db"):
+        base = _base_stats(column, {column.table: source.name}, context)
+        return None if base is None else _facts(base[0], base[1])
+    if isinstance(source, exp.Table):
+        stats = _stats_for(source, silo_name, context)
+        return None if stats is None else _facts(stats, column.name)
+    if isinstance(source, exp.Subquery) and isinstance(source.this, exp.Select):
+        inner = source.this
+        projection = next((p for p in inner.expressions if p.alias_or_name == column.name), None)
+        if projection is not None and isinstance(projection.unalias(), exp.Column):
+            return facts_lookup(inner, silo_name, context)(projection.unalias())
+    return None
+
+
+def _facts(stats: TableStats, name: str) -> cardinality.ColumnFacts | None:
+    if stats.rows is None:
+        return None
+    col = next((c for n, c in stats.columns.items() if n.lower() == name.lower()), None)
+    if col is None:
+        return cardinality.ColumnFacts(rows=float(stats.rows))
+    return cardinality.facts_from_stats(stats.rows, col.ndv, col.min, col.max, col.null_count)
 
 
 def join_expands(cond: exp.EQ, placeholders: dict[str, str], context: PlanContext) -> bool:
@@ -190,32 +291,6 @@ def _base_stats(
     return table_stats(context.silos[silo], spelled[0]), name
 
 
-def selectivity(condition: exp.Expression) -> float:
-    """Fraction of rows a condition keeps (independence between conjuncts assumed)."""
-    if isinstance(condition, exp.And):
-        return selectivity(condition.left) * selectivity(condition.right)
-    if isinstance(condition, exp.Or):
-        a, b = selectivity(condition.left), selectivity(condition.right)
-        return 1 - (1 - a) * (1 - b)
-    if isinstance(condition, exp.Not):
-        return 1 - selectivity(condition.this)
-    if isinstance(condition, exp.Paren):
-        return selectivity(condition.this)
-    if isinstance(condition, exp.EQ):
-        return 1.0 if _is_join(condition) else EQ_SELECTIVITY
-    if isinstance(condition, exp.In):
-        return min(1.0, EQ_SELECTIVITY * max(len(condition.expressions), 1))
-    if isinstance(condition, (exp.GT, exp.GTE, exp.LT, exp.LTE)):
-        return 1.0 if _is_join(condition) else RANGE_SELECTIVITY
-    if isinstance(condition, exp.Between):
-        return RANGE_SELECTIVITY / 2
-    if isinstance(condition, (exp.Like, exp.ILike)):
-        return LIKE_SELECTIVITY
-    if isinstance(condition, exp.Boolean):
-        return 1.0 if condition.this else 0.0
-    return 0.5
-
-
 def row_width(tree: exp.Expression, silo_name: str, context: PlanContext) -> float:
     """Bytes per output row, from the schema types of the columns projected."""
     select = tree if isinstance(tree, exp.Select) else tree.find(exp.Select)
@@ -229,11 +304,17 @@ def row_width(tree: exp.Expression, silo_name: str, context: PlanContext) -> flo
 
 
 def _column_width(column: exp.Column, silo_name: str, context: PlanContext) -> float:
-    for (silo, _table), schema in context.arrow.items():
-        if silo == silo_name and column.name in {n.lower() for n in schema.names}:
-            field = next(f for f in schema if f.name.lower() == column.name)
-            return float(arrow_width(field.type))
-    return 8.0
+    """Arrow bytes of a column of ``silo_name``'s tables (8 when unknown), indexed once per
+    planning run and again when more schemas have been read."""
+    seen, widths = context.widths.get(silo_name, (-1, {}))
+    if seen != len(context.arrow):
+        widths = {}
+        for (silo, _table), schema in context.arrow.items():
+            if silo == silo_name:
+                for f in schema:
+                    widths.setdefault(f.name.lower(), float(arrow_width(f.type)))
+        context.widths[silo_name] = (len(context.arrow), widths)
+    return widths.get(column.name, 8.0)
 
 
 def _stats_for(table: exp.Table, silo_name: str, context: PlanContext) -> TableStats | None:
@@ -244,10 +325,6 @@ def _stats_for(table: exp.Table, silo_name: str, context: PlanContext) -> TableS
     if key not in context.stats:
         context.stats[key] = table_stats(context.silos[silo_name], spelled[0])
     return context.stats[key]
-
-
-def _is_join(condition: exp.Binary) -> bool:
-    return isinstance(condition.left, exp.Column) and isinstance(condition.right, exp.Column)
 
 
 def _aggregates_at_top(select: exp.Select) -> bool:

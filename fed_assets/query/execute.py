@@ -2,7 +2,7 @@
 
 - Fragments without a semi-join input start at once, in threads; a semi-join target starts when
   all its sources have finished, with their distinct keys as ``IN`` filters.
-- Each fragment has a time bound (``timeout_s``, lowered by a silo's own), and the query one in
+- Each fragment has a time bound (``timeout_s``, lowered by a silo's ``statement_timeout_s``), and the query one in
   all (``query_timeout_s``); a fragment past its bound is cancelled in its silo (the silo's
   ``cancel``: PostgreSQL gets a cancel request) and the error names silo, fragment and bound;
   silos that can also enforce it server-side do (PostgreSQL's ``statement_timeout``). Transient
@@ -22,13 +22,12 @@ from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from fed_assets import engine as fed_engine
 from fed_assets.errors import FedAssetsError, SiloTimeoutError, SiloUnreachableError
 from fed_assets.keyed import keyed_sql, keys_tables
+from fed_assets.query.adaptive import semi_join_keys
 from fed_assets.query.model import FragmentPlan, FragmentRun, Plan, QueryResult, SemiJoin
-from fed_assets.query.rules.choose_semi_joins import SEMIJOIN_MAX_KEYS
 from fed_assets.residency import Route
 from fed_assets.silo import DEFAULT_TIMEOUT_S, SiloResource, time_bound
 
@@ -66,21 +65,22 @@ def execute(
     """Run ``plan`` against ``silos`` and return the result with what moved where.
 
     Args:
-        timeout_s: seconds one fragment may run (a silo's own ``timeout_s`` may lower it).
+        timeout_s: seconds one fragment may run (a silo's ``statement_timeout_s`` may lower it).
         query_timeout_s: seconds all the fragments together may take.
 
     Raises:
         SiloTimeoutError: a bound passed; the running statements were cancelled in their silos.
     """
     started = time.perf_counter()
-    tables, runs, key_routes = _run_fragments(
+    tables, runs, key_routes, decisions = _run_fragments(
         plan, silos, timeout_s=timeout_s, query_timeout_s=query_timeout_s, progress=progress
     )
     fetched = time.perf_counter()
     if plan.shipped_to is not None:
         table = tables[SHIPPED_ID]  # the host silo ran the residual query itself
     else:
-        table = _run_residual(plan, tables, memory_limit=memory_limit)
+        left = query_timeout_s - (time.perf_counter() - started)
+        table = _run_residual(plan, tables, memory_limit=memory_limit, seconds=left)
     done = time.perf_counter()
     return QueryResult(
         table=table,
@@ -94,6 +94,7 @@ def execute(
             "residual": done - fetched,
         },
         routes=tuple(_fragment_routes(plan, runs)) + tuple(key_routes),
+        decisions=tuple(decisions),
     )
 
 
@@ -136,11 +137,13 @@ def _run_fragments(plan, silos, *, timeout_s, query_timeout_s, progress):
     tables: dict[str, pa.Table] = {}
     runs: dict[str, FragmentRun] = {}
     key_routes: list[Route] = []
+    decisions: list[str] = []
     query_deadline = time.monotonic() + query_timeout_s
     threads: dict[str, int] = {}  # fragment id → the thread running it (to cancel it)
 
     def keys_for(fragment_id: str) -> dict[str, pa.Array]:
-        keys = _semi_join_keys(by_target.get(fragment_id, []), tables)
+        keys, decided = semi_join_keys(by_target.get(fragment_id, []), tables)
+        decisions.extend(decided)
         key_routes.extend(_key_routes(plan, by_target.get(fragment_id, []), keys))
         return keys
 
@@ -149,12 +152,12 @@ def _run_fragments(plan, silos, *, timeout_s, query_timeout_s, progress):
 
     def start(fid: str, silo: SiloResource, work: Callable, *args) -> None:
         now = time.monotonic()
-        own = min(timeout_s, silo.timeout_s if silo.timeout_s is not None else timeout_s)
+        own = min(timeout_s, silo.statement_timeout_s or timeout_s)
         if now + own <= query_deadline:
             bound = _Pending(fid, silo.name, now + own, own, _fragment_setting(silo, timeout_s))
         else:
             bound = _Pending(fid, silo.name, query_deadline, query_timeout_s, "query_timeout_s")
-        seconds = max(bound.deadline - now, 0.001)
+        seconds = own if bound.seconds == own else max(bound.deadline - now, 0.001)
         pending[pool.submit(_bounded, work, fid, threads, seconds, *args)] = bound
 
     def submit(fragment: FragmentPlan, keys: dict[str, pa.Array] | None = None) -> None:
@@ -208,7 +211,7 @@ def _run_fragments(plan, silos, *, timeout_s, query_timeout_s, progress):
                 silos[bound.silo].cancel(threads[bound.id])
         raise
     pool.shutdown(wait=True)
-    return tables, runs, key_routes
+    return tables, runs, key_routes, decisions
 
 
 def _key_routes(plan: Plan, joins: list[SemiJoin], keys: Mapping[str, pa.Array]) -> list[Route]:
@@ -238,8 +241,8 @@ class _Pending:
 
 
 def _fragment_setting(silo: SiloResource, timeout_s: float) -> str:
-    if silo.timeout_s is not None and silo.timeout_s < timeout_s:
-        return f"the silo's timeout_s={silo.timeout_s:g}"
+    if silo.statement_timeout_s is not None and silo.statement_timeout_s < timeout_s:
+        return f"the silo's statement_timeout_s={silo.statement_timeout_s:g}"
     return f"timeout_s={timeout_s:g} on query() or federated_asset"
 
 
@@ -248,17 +251,6 @@ def _bounded(work: Callable, fid: str, threads: dict[str, int], seconds: float, 
     threads[fid] = threading.get_ident()
     with time_bound(seconds):
         return work(*args)
-
-
-def _semi_join_keys(joins: list[SemiJoin], tables: Mapping[str, pa.Table]) -> dict[str, pa.Array]:
-    """Target column → the distinct non-null keys its sources produced; a list too long to be
-    worth sending is left out (the join above still applies it)."""
-    keys = {}
-    for sj in joins:
-        values = pc.unique(tables[sj.source][sj.source_column]).drop_null()
-        if len(values) <= SEMIJOIN_MAX_KEYS:
-            keys[sj.target_column] = values
-    return keys
 
 
 def _run_one(
@@ -349,12 +341,38 @@ def _with_retries(silo: SiloResource, read: Callable[[], pa.Table]) -> tuple[pa.
             raise silo.wrap_error(err) from err
 
 
-def _run_residual(plan: Plan, tables: Mapping[str, pa.Table], *, memory_limit: str) -> pa.Table:
+def _run_residual(
+    plan: Plan, tables: Mapping[str, pa.Table], *, memory_limit: str, seconds: float
+) -> pa.Table:
+    """The residual query over the fragments' results; interrupted after ``seconds`` (what is
+    left of the query's bound)."""
     con = fed_engine.cursor("residual", memory_limit=memory_limit)
+    timer = threading.Timer(max(seconds, 0.0), con.interrupt)
+    timer.daemon = True
     try:
         for fragment_id, table in tables.items():
             con.register(fragment_id, table)
+        timer.start()
         return con.sql(plan.residual).to_arrow_table()
+    except duckdb.InterruptException:
+        raise SiloTimeoutError(
+            "query (embedded engine)",
+            f"the residual query was stopped at the end of the query's time bound "
+            f"({seconds:.3g} s were left of query_timeout_s)",
+            "raise query_timeout_s on query() or federated_asset, or aggregate or filter more "
+            "inside the silos so that less is left to the engine",
+        ) from None
+    except duckdb.OutOfMemoryException as err:
+        inputs = sum(t.nbytes for t in tables.values())
+        estimated = sum(f.estimate.bytes for f in plan.fragments)
+        raise ResidualQueryError(
+            "query (embedded engine)",
+            f"out of memory: the residual query needed more than memory_limit={memory_limit} "
+            f"(its inputs hold {inputs:,} bytes; the plan estimated {estimated:,.0f} bytes; "
+            f"{str(err).splitlines()[0]})",
+            "raise memory_limit (query(..., memory_limit='8GB')), or aggregate or filter more "
+            "inside the silos so that less reaches the engine",
+        ) from None
     except duckdb.Error as err:
         text = str(err).splitlines()[0]
         fix = "check the query"
@@ -362,4 +380,5 @@ def _run_residual(plan: Plan, tables: Mapping[str, pa.Table], *, memory_limit: s
             fix = "the join keys come from different silos with different types: CAST one side"
         raise ResidualQueryError("query (embedded engine)", text, fix) from None
     finally:
+        timer.cancel()
         con.close()

@@ -72,17 +72,29 @@ def trace(node: exp.Expression, select: exp.Select, *, aggregated: bool) -> list
 
 def hidden_by_aggregate(column: exp.Column) -> bool:
     """Whether ``column`` is read only inside a value-hiding aggregate of its own query: every
-    aggregate around it hides values, and none is a window function (one value per row)."""
+    aggregate around it hides values, none is a window function (one value per row), and no
+    condition inside the aggregate picks rows (``sum(CASE WHEN id = 5 THEN x END)`` is row 5's
+    ``x``, whatever the group's size)."""
     node, found = column.parent, False
     while node is not None and not isinstance(node, exp.Select):
         if isinstance(node, exp.Window):
             return False
         if isinstance(node, exp.AggFunc):
-            if not isinstance(node, VALUE_HIDING_AGGREGATES):
+            if not isinstance(node, VALUE_HIDING_AGGREGATES) or picks_rows(node):
                 return False
             found = True
         node = node.parent
     return found
+
+
+def picks_rows(aggregate: exp.AggFunc) -> bool:
+    """Whether the aggregate's argument holds a condition, which can choose one row of the
+    group (also ``x * (id = 5)::INT``): then the group's size no longer protects its members."""
+    return any(isinstance(n, _PICKS_ROWS) for n in aggregate.walk() if n is not aggregate)
+
+
+# Expressions that choose between rows' values inside an aggregate's argument.
+_PICKS_ROWS = (exp.Case, exp.If, exp.Decode, exp.Nullif, exp.Predicate)
 
 
 def base_column(

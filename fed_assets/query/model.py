@@ -56,6 +56,10 @@ class SemiJoin:
     target: str
     target_column: str
     rule: str = "export allowed"
+    source_rows: float | None = None
+    """The source's estimated rows when the semi-join was chosen."""
+    target_rows: float | None = None
+    """The target's estimated rows before any keys filter it."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,12 @@ class FragmentRun:
     attempts: int = 1
     semi_join_keys: int | None = None
 
+    @property
+    def q_error(self) -> float:
+        """How far the row estimate was off: max(est/actual, actual/est), both at least 1."""
+        estimated, actual = max(self.est_rows, 1.0), max(float(self.rows), 1.0)
+        return max(estimated / actual, actual / estimated)
+
 
 @dataclass(frozen=True)
 class QueryResult:
@@ -121,6 +131,8 @@ class QueryResult:
     routes: tuple[Route, ...] = ()
     """Every movement the query made: fragment results, semi-join keys, shipped tables and a
     shipped plan's result, each with its rows, bytes and the rule that allowed it."""
+    decisions: tuple[str, ...] = ()
+    """What the executor decided once actual sizes were known, and why (``adaptive``)."""
 
     @property
     def planning_ms(self) -> float:

@@ -7,9 +7,10 @@ each table with its projections and predicates); ours cut fragments, check resid
 
 from __future__ import annotations
 
+import functools
 import inspect
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from sqlglot import exp
 from sqlglot.optimizer.normalize import normalize
@@ -26,6 +27,7 @@ from fed_assets.query.rules.check_join_types import check_join_types
 from fed_assets.query.rules.choose_semi_joins import choose_semi_joins
 from fed_assets.query.rules.derive_predicates import derive_predicates
 from fed_assets.query.rules.enforce_residency import enforce_residency
+from fed_assets.query.rules.factor_disjunctions import factor_disjunctions
 from fed_assets.query.rules.inline_ctes import inline_ctes
 from fed_assets.query.rules.isolate_tables import isolate_tables
 from fed_assets.query.rules.merge_same_silo import merge_same_silo, render
@@ -54,6 +56,7 @@ RULES = (
     isolate_tables,
     pushdown_projections,
     normalize,
+    factor_disjunctions,
     derive_predicates,
     pushdown_predicates,
     pushdown_projections,  # again: columns only the pushed predicates used need not leave
@@ -103,8 +106,7 @@ def plan(
     allowed = {name for silo in silo_map.values() for name in silo.allowed_functions}
     check_functions(expression, dialect="duckdb", where="query", allowed=allowed)
     for rule in RULES:
-        wanted = inspect.signature(rule).parameters
-        expression = rule(expression, context) if "context" in wanted else rule(expression)
+        expression = rule(expression, context) if _wants_context(rule) else rule(expression)
     residual = simplify(expression)
     fragments = tuple(
         FragmentPlan(
@@ -132,6 +134,12 @@ def plan(
         planning_ms=(time.perf_counter() - started) * 1000,
         rules=tuple(r.__name__.lstrip("_") for r in RULES),
     )
+
+
+@functools.cache
+def _wants_context(rule: Callable) -> bool:
+    """Whether a rule takes the ``PlanContext`` (asked once per rule: ``inspect`` is slow)."""
+    return "context" in inspect.signature(rule).parameters
 
 
 def parse_query(sql: str, *, read: str = "duckdb") -> exp.Expression:

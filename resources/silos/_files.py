@@ -97,6 +97,16 @@ _CORRUPT_MARKERS = (
     "Invalid: ",
     "Could not read schema",
 )
+# DuckDB errors about the query or the engine, never about a file's bytes: no file is searched.
+_NOT_ABOUT_FILES = (
+    duckdb.BinderException,
+    duckdb.ParserException,
+    duckdb.CatalogException,
+    duckdb.ConversionException,
+    duckdb.OutOfMemoryException,
+    duckdb.InterruptException,
+    duckdb.PermissionException,
+)
 # A quoted path in a pyarrow error message, e.g. "Could not open Parquet input source '<path>'".
 _QUOTED_PATH = re.compile(r"'([^']+)'")
 
@@ -445,6 +455,7 @@ class FileSilo(ArrowInputs, SiloResource):
             ("file-silo", self.name, self.location.scheme, self.location.base),
             setup=self._lock_down,
         )
+        close = self._interruptible(con)
         table_of_error: list[str] = []
         try:
             for name, table in (inputs or {}).items():
@@ -460,13 +471,13 @@ class FileSilo(ArrowInputs, SiloResource):
             table_of_error[:] = []
             reader = con.sql(sql).to_arrow_reader(BATCH_ROWS)
         except Exception as err:
-            con.close()
+            close()
             raise self._scan_error(err, table_of_error or list(names.values())) from None
         return stream(
             reader.schema,
             iter(reader),
             on_error=lambda err: self._scan_error(err, list(names.values())),
-            close=con.close,
+            close=close,
         )
 
     def _lock_down(self, engine: duckdb.DuckDBPyConnection) -> None:
@@ -520,10 +531,10 @@ class FileSilo(ArrowInputs, SiloResource):
             return err
         tables = list(tables)
         translated = self.storage_error(err, table=tables[0] if len(tables) == 1 else None)
-        if isinstance(translated, CorruptDataError) or not any(
-            marker in str(err) for marker in _CORRUPT_MARKERS
-        ):
+        if isinstance(translated, CorruptDataError) or isinstance(err, _NOT_ABOUT_FILES):
             return translated
+        # DuckDB's Parquet reader does not always say a file is at fault ("don't know what
+        # type"): any other failure of a scan looks for the file that does not decode.
         for name in tables:
             file = self.locate_corrupt_file(name)
             if file is not None:

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
-from snowflake.connector.constants import FIELD_ID_TO_NAME
 
 # Snowflake's default fractional-second precision (TIMESTAMP = TIMESTAMP(9)), used when the
 # server does not say (fakesnow's INFORMATION_SCHEMA has no DATETIME_PRECISION).
@@ -57,9 +56,11 @@ def result_schema(description: Sequence[Any]) -> pa.Schema:
     Needed because an empty result has no batches, and the connector's own empty-table types
     differ from those of its non-empty batches.
     """
+    from snowflake.connector.constants import FIELD_ID_TO_NAME as field_names
+
     fields = []
     for column in description:
-        type_name = FIELD_ID_TO_NAME.get(column.type_code, "TEXT")
+        type_name = field_names.get(column.type_code, "TEXT")
         is_time = type_name.startswith("TIME")
         fields.append(
             pa.field(

@@ -446,7 +446,10 @@ class BigQuerySilo(SiloResource):
         from google.cloud import bigquery
 
         config = bigquery.QueryJobConfig(
-            use_legacy_sql=False, maximum_bytes_billed=self.maximum_bytes_billed
+            use_legacy_sql=False,
+            maximum_bytes_billed=self.maximum_bytes_billed,
+            # BigQuery cancels the job itself past the query's time bound.
+            job_timeout_ms=round(self.time_bound() * 1000),
         )
         return self._bq().query(
             sql,

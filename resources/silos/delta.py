@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
-from deltalake import DeltaTable
 
 from fed_assets.errors import (
     CorruptDataError,
@@ -20,6 +19,9 @@ from fed_assets.errors import (
 )
 from fed_assets.silo import ColumnStats, TableStats, TableVersion
 from resources.silos._files import FileSilo, is_hidden
+
+if TYPE_CHECKING:
+    from deltalake import DeltaTable
 
 # Commit files and checkpoints in _delta_log/, e.g. 00000000000000000007.json and
 # 00000000000000000010.checkpoint.parquet (or a multi-part 10.checkpoint.0000000001.0000000002.parquet).
@@ -73,6 +75,8 @@ class DeltaSilo(FileSilo):
         table = self.require_table(table)
         self._require_commits(table)
         try:
+            from deltalake import DeltaTable  # the driver, imported by the steps that read Delta
+
             return DeltaTable(self.table_uri(table), storage_options=self.storage_options() or None)
         except Exception as err:
             raise self._delta_error(err, table) from None

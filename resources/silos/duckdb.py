@@ -131,14 +131,15 @@ class DuckDBSilo(ArrowInputs, SiloResource):
 
     def _scan(self, sql: str, inputs: dict[str, pa.Table] | None = None) -> pa.RecordBatchReader:
         con = self._connect()
+        close = self._interruptible(con)
         try:
             for name, table in (inputs or {}).items():
                 con.register(name, table)
             reader = con.sql(sql).to_arrow_reader(BATCH_ROWS)
         except duckdb.Error as err:
-            con.close()
+            close()
             raise self.wrap_error(err) from None
-        return stream(reader.schema, iter(reader), on_error=self.wrap_error, close=con.close)
+        return stream(reader.schema, iter(reader), on_error=self.wrap_error, close=close)
 
     def wrap_error(self, err: Exception, *, table: str | None = None) -> FedAssetsError:
         if isinstance(err, FedAssetsError):

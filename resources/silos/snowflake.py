@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from dagster import EnvVar
-from dagster_snowflake import SnowflakeResource
 from pydantic import Field
-from snowflake.connector import errors as sf_errors
 from sqlglot import exp
 
 from fed_assets.errors import (
@@ -29,6 +28,7 @@ from fed_assets.errors import (
 )
 from fed_assets.silo import (
     BATCH_ROWS,
+    DEFAULT_TIMEOUT_S,
     Capabilities,
     ColumnStats,
     SiloResource,
@@ -38,6 +38,9 @@ from fed_assets.silo import (
     stream,
 )
 from resources.silos._snowflake_types import arrow_type, result_schema
+
+if TYPE_CHECKING:
+    from dagster_snowflake import SnowflakeResource
 
 # 0 skips the connector's probe of cloud metadata endpoints at login (see snowflake_resource).
 PLATFORM_DETECTION_TIMEOUT_S = 0.0
@@ -87,15 +90,23 @@ _AUTH_ERRNOS = frozenset(
         251008,  # private key invalid
     }
 )
+
+
 # HTTP answers that mean the service, not the query, is unavailable.
-_UNREACHABLE_CLASSES = (
-    sf_errors.ServiceUnavailableError,
-    sf_errors.GatewayTimeoutError,
-    sf_errors.BadGatewayError,
-    sf_errors.RequestTimeoutError,
-    ConnectionError,
-    TimeoutError,
-)
+def _unreachable_classes() -> tuple[type[BaseException], ...]:
+    # The connector, imported by the steps that read Snowflake (not by every code load).
+    from snowflake.connector import errors as sf_errors
+
+    return (
+        sf_errors.ServiceUnavailableError,
+        sf_errors.GatewayTimeoutError,
+        sf_errors.BadGatewayError,
+        sf_errors.RequestTimeoutError,
+        ConnectionError,
+        TimeoutError,
+    )
+
+
 _ROLE_ERRNO = 390189  # role in the connect string is not granted to the user
 _NO_WAREHOUSE_ERRNO = 606  # no active warehouse selected in the current session
 _NO_DATABASE_ERRNOS = frozenset({90105, 90106})  # session has no current database / schema
@@ -266,6 +277,8 @@ class SnowflakeSilo(SiloResource):
     @property
     def snowflake_resource(self) -> SnowflakeResource:
         """The dagster-snowflake resource this silo connects through (built from its fields)."""
+        from dagster_snowflake import SnowflakeResource  # imported by the steps that read it
+
         extra: dict[str, Any] = {
             key: value
             for key, value in (
@@ -279,7 +292,14 @@ class SnowflakeSilo(SiloResource):
         # login for seconds where metadata hosts do not resolve. connection_args may turn it on.
         extra["platform_detection_timeout_seconds"] = PLATFORM_DETECTION_TIMEOUT_S
         extra.update(self.connection_args)
-        session = {"QUERY_TAG": f"fed-assets silo {self.name}"}
+        # The server stops a statement past the silo's bound (the executor also cancels one it
+        # gave up on sooner): a hung warehouse query never outlives the run that started it.
+        session = {
+            "QUERY_TAG": f"fed-assets silo {self.name}",
+            "STATEMENT_TIMEOUT_IN_SECONDS": math.ceil(
+                self.statement_timeout_s or DEFAULT_TIMEOUT_S
+            ),
+        }
         session.update(extra.get("session_parameters") or {})
         extra["session_parameters"] = session
         try:
@@ -427,7 +447,7 @@ class SnowflakeSilo(SiloResource):
                 f"Snowflake at {address} refused to log in user '{self.user}': {text}",
                 "check the silo's user and password (or private key), set through dagster.EnvVar",
             )
-        if errno in _UNREACHABLE_ERRNOS or isinstance(err, _UNREACHABLE_CLASSES):
+        if errno in _UNREACHABLE_ERRNOS or isinstance(err, _unreachable_classes()):
             return SiloUnreachableError(
                 where,
                 f"cannot reach Snowflake at {address}: {text}",

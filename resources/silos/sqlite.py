@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sqlite3
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import ClassVar
 
 import pyarrow as pa
@@ -145,13 +146,32 @@ class SQLiteSilo(SiloResource):
             "table of this file changes every table's version",
         )
 
-    def _scan(self, sql: str) -> pa.RecordBatchReader:
+    def scan_keyed(self, sql: str, keys: Mapping[str, pa.Array]) -> pa.RecordBatchReader:
+        """Semi-join keys as one JSON array parameter per column: ``col IN (SELECT value FROM
+        json_each(:k0))``, SQLite's nearest idiom to an array parameter (no key list rendered
+        into SQL text, parsed by sqlglot and SQLite again). Keys other than integers and text
+        use ``IN`` lists."""
+        from fed_assets.keyed import keyed_sql
+
+        if not keys or not all(_json_keys(v.type) for v in keys.values()):
+            return super().scan_keyed(sql, keys)
+        self.check_query(sql)
+        conditions, params = {}, {}
+        for i, (column, values) in enumerate(keys.items()):
+            name = f"k{i}"
+            each = exp.select("value").from_(exp.func("json_each", exp.Placeholder(this=name)))
+            conditions[column] = lambda target, each=each: target.isin(query=each.copy())
+            params[name] = json.dumps(values.to_pylist())
+        return self._scan(keyed_sql(sql, self.dialect, conditions), params=params)
+
+    def _scan(self, sql: str, params: dict | None = None) -> pa.RecordBatchReader:
         types = self._result_types(sql)
         con = self._connect()
+        close = self._interruptible(con)
         try:
-            cursor = con.execute(sql)
+            cursor = con.execute(sql, params or {})
         except sqlite3.Error as err:
-            con.close()
+            close()
             raise self.wrap_error(err) from None
         names = [d[0] for d in cursor.description]
         if types is None or len(types) != len(names):
@@ -168,7 +188,7 @@ class SQLiteSilo(SiloResource):
                 yield _to_batch(rows, schema)
                 rows = cursor.fetchmany(BATCH_ROWS)
 
-        return stream(schema, batches(), on_error=self.wrap_error, close=con.close)
+        return stream(schema, batches(), on_error=self.wrap_error, close=close)
 
     def _result_types(self, sql: str) -> list[pa.DataType | None] | None:
         """Arrow types of the query's output columns, from declared types via sqlglot."""
@@ -228,3 +248,8 @@ def _to_batch(rows: list[tuple], schema: pa.Schema) -> pa.RecordBatch:
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             columns.append(pc.cast(pa.array(values), field.type))
     return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def _json_keys(kind: pa.DataType) -> bool:
+    """Whether keys of ``kind`` compare equal to their JSON form in SQLite (integers, text)."""
+    return pa.types.is_integer(kind) or pa.types.is_string(kind) or pa.types.is_large_string(kind)

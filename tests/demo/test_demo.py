@@ -143,3 +143,39 @@ def test_planted_signal_is_visible(demo):
         v.value for k, v in materialization.metadata.items() if k.startswith("sql read/")
     )
     assert "full_name" not in sql and "iban" not in sql and "annual_income" in sql
+
+
+def test_a_partitioned_federated_read_shows_files_read_against_files_present(demo):
+    paths, defs = demo
+    from fed_assets.catalog import Catalog
+    from fed_assets.demo.assets import MONTHLY
+    from fed_assets.demo.silos import embedded_silos
+    from fed_assets.query.asset import federated_asset
+
+    catalog = Catalog(embedded_silos(paths), paths.catalog)
+    asset = federated_asset(
+        "payments_per_month",
+        "SELECT count(*) AS payments FROM us_payments.transactions",
+        catalog=catalog,
+        partitions_def=MONTHLY,
+        partition_columns={"us_payments.transactions": "booked_at"},
+    )
+    result = dg.materialize(
+        [*sources(defs), asset],
+        selection=[asset],
+        resources=defs.resources,
+        instance=dg.DagsterInstance.ephemeral(),
+        partition_key="2025-03-01",
+    )
+    (materialization,) = result.asset_materializations_for_node("payments_per_month")
+    (files,) = materialization.metadata["files read"].value.records
+    assert files.data == {
+        "silo table": "us_payments.transactions",
+        "files read": 1,
+        "files present": 12,
+    }
+    expected = duckdb.sql(
+        f"SELECT count(*) FROM read_parquet('{paths.payments}/transactions/*/*.parquet', "
+        "hive_partitioning=true) WHERE month = '2025-03'"
+    ).fetchall()[0][0]
+    assert result.output_for_node("payments_per_month")["payments"].to_pylist() == [expected]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fed_assets.placement import ComputePool
+from fed_assets.placement import ComputePool, RunRecord
 
 
 def pool(**overrides) -> ComputePool:
@@ -29,3 +29,18 @@ def pool(**overrides) -> ComputePool:
 @pytest.fixture
 def make_pool():
     return pool
+
+
+def run_record(**overrides) -> RunRecord:
+    """A measured training run on pool 'p': 1 TFLOP in 4 s at 1 TFLOP/s peak (25 %)."""
+    settings = dict(
+        pool="p",
+        kind="training",
+        dtype="fp32",
+        flops=1e12,
+        peak_flops=1e12,
+        utilisation=0.5,
+        est_seconds=2,
+        seconds=4,
+    )
+    return RunRecord(**{**settings, **overrides})

@@ -17,7 +17,7 @@ from fed_assets.placement import (
 from fed_assets.silo import SiloPolicy, TablePolicy
 from resources.compute import ComputeEstate
 from resources.silos.sqlite import SQLiteSilo
-from tests.placement.conftest import pool
+from tests.placement.conftest import pool, run_record
 
 # GPT-2 small (124 M parameters) on 100 M tokens in fp16: fits a 16 GB T4 at batch 8 × 512.
 GPT2_SMALL = Workload(
@@ -101,7 +101,7 @@ def test_residency_keeps_training_where_the_policies_allow(estate):
     eu_only = silo("core", "eu", allowed_regions=["eu"])
     placed = choose(GPT2_SMALL, estate, inputs=[eu_only], objective="time")
     assert placed.pool.region == "eu"
-    assert "allows only ['eu'], not us" in placed.rejected["h100x8-us"]
+    assert "rule allowed_regions=['eu']: rows would go to us" in placed.rejected["h100x8-us"]
     # a per-table rule is read through (silo, table)
     uk_table = silo("loans", "uk", tables={"applications": TablePolicy(allowed_regions=["uk"])})
     assert choose(GPT2_SMALL, estate, inputs=[(uk_table, "applications")]).pool.region == "uk"
@@ -112,7 +112,7 @@ def test_a_residency_no_pool_satisfies_is_refused(estate):
     with pytest.raises(PlacementRefused, match="residency constraint") as err:
         choose(GPT2_SMALL, estate, inputs=[sealed])
     assert err.value.constraint == "residency"
-    assert "silo 'vault' (region ch) has export=none" in str(err.value)
+    assert "silo 'vault' (region ch), table '*': rule export=none" in str(err.value)
     assert "federated" in str(err.value)  # the fix: train where the data lives
 
 
@@ -134,7 +134,7 @@ def test_pools_failing_different_constraints_are_each_listed():
             inputs=[silo("s", "eu", allowed_regions=["eu"])],
         )
     assert err.value.constraint == "several"
-    assert "small: needs" in str(err.value) and "far: silo 's' allows only" in str(err.value)
+    assert "small: needs" in str(err.value) and "far: silo 's' (region eu)" in str(err.value)
 
 
 def test_inference_is_placed_with_the_same_rules(estate):
@@ -145,25 +145,14 @@ def test_inference_is_placed_with_the_same_rules(estate):
 
 
 def test_calibrated_utilisation_changes_the_estimate(tmp_path):
-    from fed_assets.placement import History, RunRecord
+    from fed_assets.placement import History
 
     history = tmp_path / "history.json"
     estate = ComputeEstate(pools=[pool()], detect_local=False, history_path=str(history))
     before = placement_for_training(estate, 1_000_000, 1_000_000)
     assert before.estimate.utilisation == 0.5  # the pool's configured prior
     # a measured run reached 10 % of peak: 6e12 FLOPs in 60 s at 1e12 peak
-    History(history).append(
-        RunRecord(
-            pool="gpu",
-            kind="training",
-            dtype="fp32",
-            flops=6e12,
-            peak_flops=1e12,
-            utilisation=0.5,
-            est_seconds=12,
-            seconds=60,
-        )
-    )
+    History(history).append(run_record(pool="gpu", flops=6e12, est_seconds=12, seconds=60))
     after = placement_for_training(estate, 1_000_000, 1_000_000)
     assert after.estimate.utilisation == pytest.approx(0.1)
     assert after.estimate.seconds == pytest.approx(60)
@@ -205,3 +194,15 @@ def test_the_tags_are_what_dagster_k8s_would_run():
     cpu = pool(name="cpu", device="cpu", gpu_type=None, peak_flops={"fp32": 1e11})
     cpu_tags = choose(Workload(params=1000, tokens=10), [cpu]).tags
     assert "dagster-k8s/config" not in cpu_tags
+
+
+def test_pii_columns_read_for_training_stay_in_their_region(estate):
+    """The same rule the federated planner applies (fed_assets.residency.check_movement):
+    training rows carrying a PII column may not leave the silo's region."""
+    core = silo("core", "uk", pii_columns=["customers.email"])
+    placed = choose(GPT2_SMALL, estate, inputs=[(core, "customers", ["segment", "email"])])
+    assert placed.pool.region == "uk"
+    assert "rule pii" in placed.rejected["l4-eu"]
+    # without the PII column the cheapest pool anywhere will do
+    free = choose(GPT2_SMALL, estate, inputs=[(core, "customers", ["segment"])])
+    assert free.pool.name == choose(GPT2_SMALL, estate).pool.name

@@ -79,7 +79,10 @@ def test_the_estate_prices_the_cost_models_routes(catalog, estate):
     priced = estate.priced_silos(catalog.silos, "uk")
     assert priced["us_payments"].egress_usd_per_gb == 0.05  # us → uk
     assert priced["eu_core_banking"].egress_usd_per_gb == 0.02  # eu → uk
-    assert priced["loans_warehouse"].egress_usd_per_gb == catalog.silos["loans_warehouse"].egress_usd_per_gb
+    assert (
+        priced["loans_warehouse"].egress_usd_per_gb
+        == catalog.silos["loans_warehouse"].egress_usd_per_gb
+    )
     assert catalog.silos["us_payments"].egress_usd_per_gb == 0.0  # the originals are untouched
     from fed_assets.placement import Link, SiloEngine
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import dagster as dg
 import duckdb
 import pyarrow.compute as pc
@@ -23,6 +21,7 @@ from fed_assets.demo.silos import PII
 from fed_assets.errors import (
     ConfigurationError,
     QuerySyntaxError,
+    SiloTimeoutError,
     UnknownColumnError,
     UnknownSiloError,
     UnknownTableError,
@@ -197,24 +196,35 @@ def test_materialisation_records_plan_movement_residency_and_schema(online, shop
     meta = metadata_of(result)
     assert meta["dagster/row_count"] == table.num_rows == 3
     assert [c.name for c in meta["dagster/column_schema"].columns] == table.column_names
-    assert meta["plan"].startswith("```\nFederated plan") and "Actuals:" in meta["plan"]
-    assert "| crm |" in meta["fragments"] and "| lake |" in meta["fragments"]
-    estimates = {r["silo"]: r for r in meta["rows estimated vs actual"]}
+    # the plan's SQL is laid out one clause a line, the residual's and each fragment's
+    assert meta["plan"].startswith("**Federated plan**") and "**Residual query**" in meta["plan"]
+    assert "\nFROM " in meta["plan"] and "\nGROUP BY\n" in meta["plan"]
+    assert {r.data["silo"] for r in meta["fragments"].records} == {"crm", "lake"}
+    estimates = {r.data["silo"]: r.data for r in meta["rows estimated vs actual"].records}
     assert set(estimates) == {"crm", "lake"}
-    assert all(r["estimated"] > 0 for r in estimates.values())
+    assert all(r["estimated"] > 0 and r["q-error"] >= 1 for r in estimates.values())
+    assert meta["run-time decisions"]  # what the executor decided, or that nothing was left to
     for silo in ("crm", "lake"):
         assert meta[f"rows moved/{silo}"] == estimates[silo]["actual"] > 0
         assert meta[f"bytes moved/{silo}"] > 0
     assert meta["bytes moved"] == meta["bytes moved/crm"] + meta["bytes moved/lake"]
-    audit = meta["residency audit"]
-    assert re.search(
-        r"\| \w+ \| __f\d \| crm \| eu \| eu \| [\d,]+ \| [\d,]+ \| same region \(eu\) \|", audit
+    audit = [r.data for r in meta["residency audit"].records]
+    crm = [r for r in audit if r["source silo"] == "crm"]
+    assert crm and all(
+        (r["source region"], r["destination region"], r["allowed by"])
+        == ("eu", "eu", "same region (eu)")
+        for r in crm
     )
-    assert re.search(
-        r"\| aggregates \| __f\d \| lake \| us \| eu \| [\d,]+ \| [\d,]+ \| export allowed \|",
-        audit,
+    assert any(
+        (r["kind"], r["source region"], r["destination region"], r["allowed by"])
+        == ("aggregates", "us", "eu", "export allowed")
+        and r["via"].startswith("__f")
+        and r["bytes"] > 0
+        for r in audit
+        if r["source silo"] == "lake"
     )
-    assert set(meta["seconds by stage"]) == {"planning", "fragments", "residual"}
+    stages = {r.data["stage"] for r in meta["seconds by stage"].records}
+    assert stages == {"planning", "fragments", "residual"}
     assert "```sql" in meta["fragment sql"] and '"customers"' in meta["fragment sql"]
 
 
@@ -249,6 +259,8 @@ def test_time_partition_is_pushed_into_the_silo(online, shop, tmp_path, scans):
     assert "\"ordered_at\" >= CAST('2025-03-01 00:00:00' AS TIMESTAMP)" in fragment_sql
     assert "\"ordered_at\" < CAST('2025-04-01 00:00:00' AS TIMESTAMP)" in fragment_sql
     assert [s for _, s in scans if "ordered_at" in s]  # the silo itself was asked to filter
+    (files,) = metadata_of(result)["files read"].records  # both files span March's dates
+    assert files.data == {"silo table": "lake.orders", "files read": 2, "files present": 2}
     expected = colocated.sql(
         "SELECT status, COUNT(*) AS n FROM lake.orders WHERE ordered_at >= '2025-03-01' "
         "AND ordered_at < '2025-04-01' GROUP BY status ORDER BY status"
@@ -358,3 +370,35 @@ def test_demo_refuses_pii_before_any_data_moves(demo, scans):
     message = str(info.value)
     assert "eu_core_banking" in message and "'full_name'" in message and "rule pii" in message
     assert scans == []
+
+
+def test_residency_audit_lists_every_route_keys_included(online, shop, tmp_path):
+    _, colocated = shop
+    sql = (
+        "SELECT c.segment, o.total FROM crm.customers AS c JOIN lake.orders AS o "
+        "ON o.customer_id = c.id WHERE c.country = 'NG'"
+    )
+    asset = federated_asset("nigeria", sql, catalog=online, engine_region="eu")
+    result = materialize(asset, online, tmp_path)
+    assert_same(result.output_for_node("nigeria"), colocated.sql(sql).to_arrow_table(), sql)
+    meta = metadata_of(result)
+    audit = [r.data for r in meta["residency audit"].records]
+    keys = [r for r in audit if r["kind"] == "keys"]
+    assert [(r["source silo"], r["source region"], r["destination region"]) for r in keys] == [
+        ("crm", "eu", "us")
+    ], audit
+    expected = colocated.sql("SELECT count(*) FROM crm.customers WHERE country = 'NG'")
+    assert keys[0]["rows"] == expected.fetchall()[0][0]
+    assert any(r["kind"] == "rows" and r["via"].startswith("__f") for r in audit), audit
+    assert any(
+        (r["source silo"], r["source region"], r["destination region"]) == ("crm", "eu", "eu")
+        for r in audit
+    ), audit
+    assert meta["bytes moved"] == sum(meta[f"bytes moved/{s}"] for s in ("crm", "lake"))
+
+
+def test_time_bound_of_a_federated_asset_holds(online, tmp_path):
+    asset = federated_asset("t", SEGMENT_TOTALS, catalog=online, timeout_s=0.0)
+    assert "fragment 0 s" in asset.specs_by_key[dg.AssetKey("t")].metadata["fed/time_bounds"]
+    with pytest.raises(SiloTimeoutError, match=r"fragment __f\d: no result within its time bound"):
+        materialize(asset, online, tmp_path)

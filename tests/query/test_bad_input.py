@@ -188,7 +188,10 @@ def test_transient_failure_is_retried(shop, tmp_path):
 
 def test_fragment_timeout_names_the_silo(shop):
     silos, _ = shop
-    with pytest.raises(SiloQueryError, match=r"fragment __f\d: no result within its time bound of 0 s \(timeout_s=0"):
+    with pytest.raises(
+        SiloQueryError,
+        match=r"fragment __f\d: no result within its time bound of 0 s \(timeout_s=0",
+    ):
         query(
             "SELECT o.total, c.segment FROM lake.orders AS o JOIN crm.customers AS c ON c.id = o.customer_id",
             silos,
@@ -206,3 +209,46 @@ def test_errors_are_fed_assets_errors_not_driver_errors(shop):
         with pytest.raises(FedAssetsError):
             query(sql, silos)
         assert time.perf_counter() - started < 30
+
+
+def test_a_slow_fragment_in_a_duckdb_silo_is_interrupted_at_its_bound(tmp_path):
+    import duckdb as _duckdb
+
+    from fed_assets.errors import SiloTimeoutError
+    from resources.silos.duckdb import DuckDBSilo
+
+    path = str(tmp_path / "big.duckdb")
+    with _duckdb.connect(path) as con:
+        con.execute("CREATE TABLE t AS SELECT i AS x FROM range(200000) r(i)")
+    silo = DuckDBSilo(name="big", path=path, statement_timeout_s=0.5)
+    started = time.perf_counter()
+    slow = "SELECT count(*) AS n FROM big.t AS a, big.t AS b WHERE a.x * 7 + b.x = 3"
+    with pytest.raises(SiloTimeoutError, match=r"silo 'big'.*statement_timeout_s=0.5"):
+        query(slow, [silo])
+    assert time.perf_counter() - started < 5
+    deadline = time.monotonic() + 5  # interrupted, the scan ends and leaves the silo idle
+    while silo._running and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not silo._running
+
+
+def test_the_residual_query_is_bounded_by_what_is_left_of_the_query_bound(shop):
+    import dataclasses
+
+    import pyarrow as pa
+
+    from fed_assets.errors import SiloTimeoutError
+    from fed_assets.query.execute import _run_residual
+    from fed_assets.query.planner import plan
+
+    silos, _ = shop
+    planned = plan("SELECT count(*) AS n FROM lake.orders", silos)
+    heavy = dataclasses.replace(
+        planned, residual="SELECT count(*) FROM __f0 AS a, __f0 AS b WHERE a.x * 7 + b.x = 3"
+    )
+    started = time.perf_counter()
+    with pytest.raises(SiloTimeoutError, match="residual query was stopped.*query_timeout_s"):
+        _run_residual(
+            heavy, {"__f0": pa.table({"x": range(300_000)})}, memory_limit="1GB", seconds=0.5
+        )
+    assert time.perf_counter() - started < 5

@@ -220,3 +220,87 @@ def test_allowed_regions_hold_for_keys(bank):
     assert check_movement(limited, "t", ["k"], kind="keys", destination_region="ch").rule
     with pytest.raises(PolicyViolation, match="allowed_regions"):
         check_movement(limited, "t", ["k"], kind="keys", destination_region="us")
+
+
+@pytest.mark.parametrize(
+    "aggregate",
+    [
+        "sum(CASE WHEN id = 7 THEN ascii(substr(email, 1, 1)) END)",
+        "avg(ascii(substr(email, 1, 1)) * CAST(id = 7 AS INTEGER))",
+        "count(CASE WHEN email LIKE 'c7@%' THEN 1 END)",
+        "sum(nullif(length(email), 11))",
+    ],
+)
+def test_an_aggregate_whose_argument_picks_rows_is_raw(shop, scans, aggregate):
+    """A condition inside the aggregate selects one row whatever the group's size."""
+    silos, _ = shop
+    with pytest.raises(PolicyViolation, match="'email'"):
+        query(f"SELECT segment, {aggregate} AS v FROM crm.customers GROUP BY segment", silos)
+    assert scans == []
+
+
+def test_a_count_filtered_on_pii_leaves_only_for_groups_of_two(shop):
+    """``WHERE email = ...`` with a count would tell whether one person is a customer."""
+    silos, colocated = shop
+    one = "SELECT count(*) AS n FROM crm.customers WHERE email = 'c7@example.eu'"
+    result = query(one, silos)
+    assert result.table.num_rows == 0 and "HAVING COUNT(*) >= 2" in result.fragments[0].sql
+    many = (
+        "SELECT segment, count(*) AS n FROM crm.customers WHERE email LIKE 'c1%' GROUP BY segment"
+    )
+    assert_same(query(many, silos).table, colocated.sql(many).to_arrow_table(), many)
+
+
+@pytest.fixture
+def newsletter(shop, tmp_path):
+    """A US silo holding 400 addresses, 40 of them the EU customers' (the issue's case)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from resources.silos.parquet import ParquetSilo
+
+    silos, colocated = shop
+    emails = [f"c{i}@example.eu" for i in range(1, 41)] + [f"x{i}@elsewhere.us" for i in range(360)]
+    table = pa.table({"email": emails, "opened": [i % 3 for i in range(400)]})
+    pq.write_table(table, tmp_path / "newsletter.parquet")
+    colocated.execute("CREATE SCHEMA IF NOT EXISTS mail")
+    colocated.register("src", table)
+    colocated.execute("CREATE OR REPLACE TABLE mail.newsletter AS SELECT * FROM src")
+    colocated.unregister("src")
+    mail = ParquetSilo(name="mail", root=str(tmp_path), region="us")
+    return {**silos, "mail": mail}, colocated
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT c.segment, n.opened FROM crm.customers AS c JOIN mail.newsletter AS n "
+        "ON n.email = c.email WHERE c.id <= 40",
+        "SELECT n.opened FROM mail.newsletter AS n "
+        "WHERE n.email IN (SELECT email FROM crm.customers WHERE id <= 40)",
+    ],
+)
+def test_eu_addresses_never_go_into_a_us_silo_as_keys(newsletter, sql):
+    silos, colocated = newsletter
+    result = query(sql, silos, engine_region="eu")
+    assert_same(result.table, colocated.sql(sql).to_arrow_table(), sql)
+    assert [r for r in result.routes if r.kind == "keys"] == []
+    mail = next(f for f in result.fragments if f.silo == "mail")
+    assert mail.semi_join_keys is None and "example.eu" not in mail.sql
+    assert {r.destination_region for r in result.routes if r.silo == "crm"} == {"eu"}
+    with pytest.raises(PolicyViolation, match="'email'"):
+        query(sql, silos, engine_region="us")  # no region may join them: refused
+
+
+def test_without_the_pii_rule_those_addresses_would_go_as_keys(newsletter):
+    """The test above can fail: the same join, email not personal, sends the 40 as keys."""
+    silos, _ = newsletter
+    crm = silos["crm"].model_copy(update={"policy": SiloPolicy()})
+    result = query(
+        "SELECT c.segment, n.opened FROM crm.customers AS c JOIN mail.newsletter AS n "
+        "ON n.email = c.email WHERE c.id <= 40",
+        {**silos, "crm": crm},
+        engine_region="eu",
+    )
+    (keys,) = [r for r in result.routes if r.kind == "keys"]
+    assert (keys.silo, keys.destination_region, keys.rows) == ("crm", "us", 40)

@@ -134,3 +134,27 @@ def test_an_unknown_objective_is_refused(world):
     silos, _ = world
     with pytest.raises(ConfigurationError, match="objective 'cheapest'"):
         plan(SQL, silos(), objective="cheapest")
+
+
+def test_shipped_tables_and_their_keys_are_audit_routes(world):
+    silos, _ = world
+    result = query(SQL, silos())
+    kinds = {(r.kind, r.silo, r.source_region, r.destination_region) for r in result.routes}
+    assert ("shipped", "crm", "eu", "us") in kinds and ("shipped", "ref", "eu", "us") in kinds
+    assert ("keys", "crm", "eu", "us") in kinds and ("rows", "lake", "us", "engine") in kinds
+    assert all(r.rule and r.bytes is not None for r in result.routes)
+    assert sum(r.bytes for r in result.routes) == result.bytes_moved
+
+
+def test_a_pii_join_key_is_neither_shipped_nor_sent_as_keys_out_of_its_region(world):
+    """users.id personal: in an EU engine the join happens in the EU, and no id goes to the US."""
+    silos, colocated = world
+    private = silos(SiloPolicy(pii_columns=["users.id"]))
+    result = query(SQL, private, engine_region="eu")
+    assert result.plan.shipped_to is None
+    crm_ids = {f.id for f in result.plan.fragments if f.silo == "crm"}
+    assert not [sj for sj in result.plan.semi_joins if sj.source in crm_ids]
+    assert [r.kind for r in result.routes if r.silo == "ref"].count("keys") == 1  # ref may
+    assert_same(result.table, colocated.sql(SQL).to_arrow_table(), SQL)
+    crm = [r for r in result.routes if r.silo == "crm"]
+    assert crm and {(r.kind, r.destination_region) for r in crm} == {("rows", "eu")}

@@ -14,7 +14,14 @@ from fed_assets.definitions import build_definitions
 from fed_assets.query.asset import federated_asset
 from sensors.source_change import SOURCES_TAG, TRIGGER_TAG, source_change_sensor
 from sensors.watch import Cursor
-from tests.sensors.world import make_world, silos, stand_in_model, world_definitions
+from tests.sensors.world import (
+    evaluate,
+    make_world,
+    models_requested,
+    silos,
+    stand_in_model,
+    world_definitions,
+)
 from tests.servers import free_port
 from tests.silos.cases.postgres import connect, flush_stats, silo_for
 
@@ -30,25 +37,6 @@ def world(tmp_path):
 def instance():
     with dg.instance_for_test() as inst:
         yield inst
-
-
-def evaluate(sensor, defs, instance, cursor=None, resources=None):
-    """One tick as the daemon runs it; ``resources`` replaces the silos (e.g. one that is down)."""
-    repo = defs.get_repository_def()
-    if resources is None:
-        every = repo.get_top_level_resources()
-        resources = {k: every[k] for k in sensor.required_resource_keys}
-    with dg.build_sensor_context(
-        instance=instance, cursor=cursor, repository_def=repo, resources=resources
-    ) as context:
-        return sensor.evaluate_tick(context)
-
-
-def models_requested(data) -> dict[str, list[str]]:
-    return {
-        r.run_key.split("@")[0]: sorted(k.to_user_string() for k in r.asset_selection)
-        for r in data.run_requests
-    }
 
 
 def test_a_row_inserted_retrains_exactly_the_models_downstream(world, instance):
@@ -264,3 +252,23 @@ def test_cool_down_holds_a_second_retrain(world, instance):
     world.add_events("part-2.parquet", [2])
     held = evaluate(sensor, defs, instance, first.cursor)
     assert held.run_requests == [] and "in cool-down" in held.skip_message
+
+
+def test_by_default_a_retrain_goes_where_the_model_was_last_placed(world, instance):
+    """The model's materialisation records the pool's run tags (as the placement report does);
+    the retrain run carries them."""
+    sensor = source_change_sensor(world.catalog)
+    defs = world_definitions(world, sensors=[sensor])
+    pool_tags = {"fed_assets/pool": "gpu-eu", "dagster/concurrency_key": "gpu"}
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(
+            "crm_model", metadata={"placement/tags": dg.MetadataValue.json(pool_tags)}
+        )
+    )
+    cursor = evaluate(sensor, defs, instance).cursor
+    world.insert_customer(2_000)
+    data = evaluate(sensor, defs, instance, cursor)
+    by_model = {r.run_key.split("@")[0]: r.tags for r in data.run_requests}
+    assert by_model["crm_model"]["fed_assets/pool"] == "gpu-eu"
+    assert by_model["crm_model"]["dagster/concurrency_key"] == "gpu"
+    assert "fed_assets/pool" not in by_model["joined_model"]  # never placed: no pool tags

@@ -129,3 +129,22 @@ def world_definitions(
         sensors=list(sensors),
         schedules=list(schedules),
     )
+
+
+def evaluate(sensor, defs, instance, cursor=None, resources=None):
+    """One tick as the daemon runs it; ``resources`` replaces the silos (e.g. one that is down)."""
+    repo = defs.get_repository_def()
+    if resources is None:
+        every = repo.get_top_level_resources()
+        resources = {k: every[k] for k in sensor.required_resource_keys}
+    with dg.build_sensor_context(
+        instance=instance, cursor=cursor, repository_def=repo, resources=resources
+    ) as context:
+        return sensor.evaluate_tick(context)
+
+
+def models_requested(data) -> dict[str, list[str]]:
+    return {
+        r.run_key.split("@")[0]: sorted(k.to_user_string() for k in r.asset_selection)
+        for r in data.run_requests
+    }

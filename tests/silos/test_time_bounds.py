@@ -4,8 +4,12 @@ up cancels its statement in the server (checked in ``pg_stat_activity``)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 
@@ -15,6 +19,7 @@ import pytest
 from fed_assets.errors import SiloQueryError, SiloTimeoutError
 from fed_assets.query import query
 from resources.silos.duckdb import DuckDBSilo
+from tests.servers import ROOT
 from tests.silos.cases.postgres import connect_silo
 
 # Long enough that a statement still running after the test's bound is plainly not finished.
@@ -50,7 +55,7 @@ def wait_for(check, seconds: float) -> bool:
 
 
 def test_statement_timeout_stops_a_slow_statement_in_the_server(postgres_case):
-    silo = sleeper(postgres_case, timeout_s=1.0)
+    silo = sleeper(postgres_case, statement_timeout_s=1.0)
     started = time.monotonic()
     with pytest.raises(SiloTimeoutError, match=r"silo 'pg'.*time bound of 1 s.*statement timeout"):
         silo.scan(f"SELECT pg_sleep({SLEEP_S}) AS s").read_all()
@@ -127,7 +132,7 @@ def test_query_bound_covers_fragments_that_wait_for_keys(postgres_case):
 
 
 def test_sessions_carry_keepalives_and_a_server_side_bound(postgres_case):
-    silo = postgres_case.silo.model_copy(update={"timeout_s": 7.5})
+    silo = postgres_case.silo.model_copy(update={"statement_timeout_s": 7.5})
     info = silo.conninfo()
     for setting in ("keepalives='1'", "keepalives_idle=", "tcp_user_timeout="):
         assert setting in info
@@ -155,3 +160,34 @@ class connect_settings:
 
     def __exit__(self, *exc):
         self.conn.close()
+
+
+def test_a_statement_does_not_outlive_a_killed_client(postgres_case):
+    """The client process dies mid-query (kill -9): the backend notices within
+    client_connection_check_interval and ends the statement, instead of running it to its end."""
+    silo = sleeper(postgres_case)
+    marker = "orphan_marker"
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        from resources.silos.postgres import PostgresSilo
+        silo = PostgresSilo.model_validate(json.loads(sys.argv[1]))
+        silo.scan("SELECT pg_sleep({SLEEP_S}) AS {marker}").read_all()
+        """
+    )
+    settings = silo.model_dump(by_alias=True, exclude={"policy"})
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, json.dumps(settings)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        with admin(postgres_case) as con:
+            assert wait_for(lambda: running(con, marker), 30), "the child's statement never ran"
+            child.kill()
+            child.wait()
+            started = time.monotonic()
+            assert wait_for(lambda: not running(con, marker), 15)
+            assert time.monotonic() - started < 15  # CLIENT_CHECK_INTERVAL_S is 5
+    finally:
+        child.kill()

@@ -133,13 +133,21 @@ def test_run_launched_through_graphql_materialises(ui, asset):
     materialized = graphql(
         port,
         f'{{ assetOrError(assetKey: {{path: ["{asset}"]}}) {{ ... on Asset {{ '
-        "assetMaterializations(limit: 1) { runId metadataEntries { label } } } } }",
+        "assetMaterializations(limit: 1) { runId metadataEntries { label __typename } } } } }",
     )["assetOrError"]["assetMaterializations"]
     assert materialized[0]["runId"] == run_id
-    labels = {m["label"] for m in materialized[0]["metadataEntries"]}
-    assert "path" in labels
+    shown = {m["label"]: m["__typename"] for m in materialized[0]["metadataEntries"]}
+    assert "path" in shown
     if asset == "aml_training_set":  # a federated query: its plan and audit are recorded
-        assert {"plan", "fragments", "residency audit", "dagster/row_count"} <= labels
+        assert {"plan", "fragments", "residency audit", "dagster/row_count"} <= set(shown)
+        tables = ("fragments", "residency audit", "rows estimated vs actual", "seconds by stage")
+        assert {shown[t] for t in tables} == {"TableMetadataEntry"}  # tables, not raw JSON
+        assert shown["plan"] == "MarkdownMetadataEntry"
+    else:  # read in place: what each input read shows on the asset that read it
+        assert shown["silo reads"] == "TableMetadataEntry"
+        assert (
+            shown["sql read/cases"] == shown["sql read/near_threshold"] == "MarkdownMetadataEntry"
+        )
 
 
 def test_browser_renders_the_silo_groups(ui):

@@ -101,7 +101,9 @@ def _choose(pairs, base: dict[str, float], estimates: dict[str, float], context)
                 rule = key_movement(context.cuts[s_id], s_col, context, target.region)
             except PolicyViolation:
                 continue
-            chosen[(b_id, b_col)] = SemiJoin(s_id, s_col, b_id, b_col, rule)
+            chosen[(b_id, b_col)] = SemiJoin(
+                s_id, s_col, b_id, b_col, rule, source_rows=s_rows, target_rows=b_rows
+            )
     return chosen
 
 

@@ -52,14 +52,15 @@ def check_export(cut: Cut, context: PlanContext, region: str | None, *, kind: st
         return f"same region ({silo.region})"
     exported = exported_columns(cut.tree)
     aggregate = _is_aggregate(cut.tree)
+    read = {c.name.lower() for c in cut.tree.find_all(exp.Column)}
     rules, kinds = [], set()
     for key in sorted({t.name for t in cut.tree.find_all(exp.Table)}):
         actual = context.spelling[(cut.silo, key)][0]
         policy = silo.policy.for_table(actual)
         mine = [c for c in exported if c.table == key]
-        guarded = policy.export == "aggregates_only" or any(
-            c.aggregated and c.column.lower() in policy.pii_columns for c in mine
-        )
+        # Aggregates of PII, and aggregates filtered on PII (WHERE email = ... counts one
+        # person), leave only in groups of at least group_floor rows.
+        guarded = policy.export == "aggregates_only" or bool(policy.pii_columns & read)
         one_row = guarded and aggregate and _single_row_groups(cut, context)
         # Group keys shape what leaves even when not projected: a GROUP BY on a PII column is
         # one group per person.

@@ -17,7 +17,12 @@ from __future__ import annotations
 from sqlglot import exp
 
 from fed_assets.query.context import PlanContext
-from fed_assets.query.cost import estimate_fragment, estimate_result_bytes, move_cost
+from fed_assets.query.cost import (
+    estimate_fragment,
+    estimate_result_bytes,
+    estimate_rows,
+    move_cost,
+)
 from fed_assets.query.rules.enforce_residency import PolicyViolation, check_export
 
 # Largest estimated result a fragment may have to be shipped: registering an Arrow table of this
@@ -38,8 +43,15 @@ def ship_small_sides(expression: exp.Expression, context: PlanContext) -> exp.Ex
     estimates = {
         fid: estimate_fragment(cut, context, reduced=fid) for fid, cut in context.cuts.items()
     }
-    # Rows before semi-join keys filter them: what the host would scan.
-    scanned = {fid: estimate_fragment(cut, context).rows for fid, cut in context.cuts.items()}
+    # Rows of the tables each fragment reads: what the host would scan (a fragment that
+    # aggregates returns few rows but still reads its tables).
+    scanned = {
+        fid: max(
+            estimate_fragment(cut, context).rows,
+            sum(estimate_rows(t, cut.silo, context) for t in cut.tree.find_all(exp.Table)),
+        )
+        for fid, cut in context.cuts.items()
+    }
     ordinary = sum(
         move_cost(
             estimates[fid].bytes, context.silos[cut.silo], context.engine_region, context.objective

@@ -22,6 +22,10 @@ from fed_assets.query.tree import entries, is_inner, scoped_columns
 
 # Partial aggregation pays only when a fragment is big enough for the grouping to matter.
 MIN_ROWS_TO_SPLIT = 1_000
+# ... and only when the statistics say its groups are well below its rows: on near-unique keys
+# the partial aggregate moves almost as many rows and the work is done twice. At a quarter, each
+# partial row stands for four or more input rows.
+MAX_GROUP_SHARE = 0.25
 _SPLITTABLE = (exp.Sum, exp.Count, exp.Min, exp.Max, exp.Avg)
 
 
@@ -59,8 +63,14 @@ def split_aggregates(expression: exp.Expression, context: PlanContext) -> exp.Ex
             == "aggregates_only"
             for t in cut.tree.find_all(exp.Table)
         )
-        if not restricted and estimate_rows(cut.tree, cut.silo, context) < MIN_ROWS_TO_SPLIT:
-            continue
+        if not restricted:
+            rows = estimate_rows(cut.tree, cut.silo, context)
+            if rows < MIN_ROWS_TO_SPLIT:
+                continue
+            grouped = _grouping(select, alias, cut.tree.copy(), [])
+            groups = estimate_rows(grouped, cut.silo, context) if grouped.args.get("group") else 1
+            if groups > MAX_GROUP_SHARE * rows:
+                continue  # near-unique keys: moving the rows costs less than grouping twice
         _split(select, alias, aggregates, cut)
     return expression
 
@@ -69,11 +79,32 @@ def _splittable(agg: exp.AggFunc) -> bool:
     return isinstance(agg, _SPLITTABLE) and not agg.find(exp.Distinct)
 
 
-def _split(select: exp.Select, alias: str, aggregates: list[exp.AggFunc], cut) -> None:
-    inner = "__pa"
-    keys = sorted(
+def _keys(select: exp.Select, alias: str) -> list[str]:
+    """Columns of the fragment ``alias`` that the rest of ``select`` reads outside aggregates."""
+    return sorted(
         {c.name for c in scoped_columns(select, {alias}) if c.find_ancestor(exp.AggFunc) is None}
     )
+
+
+def _grouping(
+    select: exp.Select, alias: str, tree: exp.Select, partials: list[exp.Expression]
+) -> exp.Select:
+    """The fragment ``tree`` grouped by those columns, computing ``partials``."""
+    inner = "__pa"
+    keys = _keys(select, alias)
+    grouped = exp.select(
+        *[exp.column(k, table=inner, quoted=True).as_(k, quoted=True) for k in keys],
+        *partials or ([] if keys else [exp.Literal.number(1)]),
+    ).from_(
+        exp.Subquery(this=tree, alias=exp.TableAlias(this=exp.to_identifier(inner, quoted=True)))
+    )
+    if keys:
+        grouped = grouped.group_by(*[exp.column(k, table=inner, quoted=True) for k in keys])
+    return grouped
+
+
+def _split(select: exp.Select, alias: str, aggregates: list[exp.AggFunc], cut) -> None:
+    inner = "__pa"
     partials: list[exp.Expression] = []
 
     def partial(func: exp.Expression) -> exp.Column:
@@ -100,13 +131,5 @@ def _split(select: exp.Select, alias: str, aggregates: list[exp.AggFunc], cut) -
                 this=exp.cast(exp.Sum(this=total), "DOUBLE"), expression=exp.Sum(this=count)
             )
         agg.replace(final)
-    grouped = exp.select(
-        *[exp.column(k, table=inner, quoted=True).as_(k, quoted=True) for k in keys], *partials
-    ).from_(
-        exp.Subquery(
-            this=cut.tree, alias=exp.TableAlias(this=exp.to_identifier(inner, quoted=True))
-        )
-    )
-    if keys:
-        grouped = grouped.group_by(*[exp.column(k, table=inner, quoted=True) for k in keys])
+    grouped = _grouping(select, alias, cut.tree, partials)
     cut.tree = grouped

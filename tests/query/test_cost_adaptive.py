@@ -1,0 +1,38 @@
+"""Run-time decisions: semi-join keys are sent only when their actual count still pays, and
+every decision is reported (QueryResult.decisions, EXPLAIN, asset metadata)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from fed_assets.query import query
+from fed_assets.query.adaptive import semi_join_keys
+from fed_assets.query.model import SemiJoin
+from tests.query.compare import assert_same
+
+
+def test_keys_are_sent_when_few_and_skipped_when_the_source_turned_out_big():
+    few = pa.table({"id": [1, 2, 2, 3, None]})
+    many = pa.table({"id": list(range(400))})
+    planned = SemiJoin("__f0", "id", "__f1", "customer_id", source_rows=5, target_rows=1000)
+    keys, decisions = semi_join_keys([planned], {"__f0": few})
+    assert keys["customer_id"].to_pylist() == [1, 2, 3]  # distinct, nulls dropped
+    assert decisions == ["semi-join __f0.id → __f1.customer_id: sent 3 keys (planned for about 5)"]
+    keys, decisions = semi_join_keys([planned], {"__f0": many})
+    assert keys == {}
+    assert "skipped, 400 distinct keys against about 1,000 target rows" in decisions[0]
+
+
+def test_the_result_and_explain_say_what_was_decided(shop):
+    silos, colocated = shop
+    sql = (
+        "SELECT o.order_id, o.total FROM crm.customers AS c JOIN lake.orders AS o "
+        "ON o.customer_id = c.id WHERE c.country = 'KY'"
+    )
+    result = query(sql, silos)
+    assert_same(result.table, colocated.sql(sql).to_arrow_table(), sql)
+    (decision,) = result.decisions
+    kept = next(f for f in result.fragments if f.silo == "crm").rows
+    assert decision.endswith(f"sent {kept} keys (planned for about 20)")
+    assert "Decided at run time:" in result.explain()
+    assert "q-error" in result.explain()
