@@ -63,7 +63,6 @@ def value(meta, key):
         "credit_risk_model",
         "sar_model",
         "federated_credit_model",
-        "regional_credit_models[de_loans]",
         "regional_credit_models[fr_loans]",
     ],
 )
