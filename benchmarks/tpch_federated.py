@@ -146,7 +146,10 @@ def run_federated(
                 "bytes_moved": getattr(result, "bytes_moved", None),
                 "planning_ms": getattr(result, "planning_ms", None),
                 "fragments": [_fragment(f) for f in getattr(result, "fragments", [])],
-                "q_error": max((f.q_error for f in result.fragments), default=None),
+                # A shipped run's estimate is of its inputs, not of its result: left out.
+                "q_error": max(
+                    (f.q_error for f in result.fragments if f.id != "__shipped"), default=None
+                ),
                 "decisions": list(getattr(result.plan, "decisions", ()))
                 + list(getattr(result, "decisions", ())),
                 "sql": sql,

@@ -180,7 +180,8 @@ def advance(
     A table seen for the first time is a baseline, not a change. A model seen for the first time
     takes its sources' current state as what it was trained on.
     """
-    tables = dict(cursor.tables)
+    # Tables no longer watched and models no longer in the graph are forgotten.
+    tables = {t: e for t, e in cursor.tables.items() if t in readings}
     changed, first_seen, errors = [], [], {}
     for table, reading in sorted(readings.items()):
         if isinstance(reading, Unreadable):
@@ -193,7 +194,7 @@ def advance(
         elif old.version != reading.version:
             tables[table] = TableEntry(reading.version, old.seq + 1, reading.changes)
             changed.append(table)
-    models = dict(cursor.models)
+    models = {m: e for m, e in cursor.models.items() if m in sources}
     retrains, waits = [], []
     for model, upstream in sorted(sources.items()):
         known = sorted(t for t in upstream if t in tables)

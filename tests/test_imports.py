@@ -13,6 +13,8 @@ import os
 import subprocess
 import sys
 
+import yaml
+
 from tests.servers import ROOT
 
 PACKAGES = ("fed_assets", "resources", "io_managers", "sensors")
@@ -174,7 +176,14 @@ def test_loading_definitions_over_server_silos_imports_no_driver(tmp_path):
     snapshot = tmp_path / "catalog.json"
     assert set(Catalog(embedded_silos(paths), snapshot).refresh().values()) == {"ok"}
     (config,) = [c for _, c in snippets({"yaml"}) if "kind: snowflake" in c]
-    (tmp_path / "silos.yaml").write_text(config)
+    servers = yaml.safe_load(config)["silos"]
+    # the demo's other silos (regional loan books) stay on local disk, as configured
+    local = {
+        name: {"kind": silo.kind, **silo.model_dump(exclude={"name"}, exclude_defaults=True)}
+        for name, silo in embedded_silos(paths).items()
+        if name not in servers
+    }
+    (tmp_path / "silos.yaml").write_text(yaml.safe_dump({"silos": {**servers, **local}}))
     probe = (
         "import sys\n"
         "from fed_assets.demo.definitions import defs\n"

@@ -150,7 +150,7 @@ def build_duckdb(tables: Path, path: Path, names: list[str]) -> float | None:
     ]
     script = (
         "import duckdb, json, sys\n"
-        "con = duckdb.connect(sys.argv[1])\n"
+        "con = duckdb.connect(sys.argv[1], config={'enable_progress_bar': False})\n"
         "for sql in json.loads(sys.argv[2]):\n"
         "    con.execute(sql)\n"
         "con.execute('CHECKPOINT')\n"

@@ -2,7 +2,8 @@
 
 ``FED_ASSETS_DATA`` sets the data folder (default ``./data/demo``); ``FED_ASSETS_SILOS`` names a
 YAML file (see ``fed_assets.config``) that points the same silo names at PostgreSQL, S3,
-Snowflake or BigQuery instead — the asset definitions do not change. ``FED_ASSETS_ESTATE`` names
+Snowflake or BigQuery instead — the asset definitions do not change; silos the file does not
+name stay on local disk. ``FED_ASSETS_ESTATE`` names
 a compute-estate YAML (default: the shipped example, ``resources/estates/example.yaml``); it
 places the federated assets' engines and is the ``compute`` resource.
 """
@@ -30,7 +31,8 @@ from sensors.source_change import source_change_sensor
 def demo_definitions():
     paths = DemoPaths(default_data_dir())
     config = os.environ.get("FED_ASSETS_SILOS")
-    silos = silos_from_yaml(config) if config else embedded_silos(paths)
+    # A YAML file re-points the silos it names; the ones it does not name stay on local disk.
+    silos = {**embedded_silos(paths), **(silos_from_yaml(config) if config else {})}
     catalog = Catalog(silos, os.environ.get("FED_ASSETS_CATALOG", paths.catalog))
     estate = ComputeEstate.from_yaml(
         os.environ.get("FED_ASSETS_ESTATE", EXAMPLE_ESTATE),

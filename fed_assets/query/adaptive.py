@@ -7,6 +7,10 @@ with its real distinct keys in hand, sends them into the target only when that s
 - fewer than the target's expected rows over ``SEMIJOIN_MIN_RATIO`` (the planner's own test, now
   on actual keys: a "small" side that turned out as big as the target filters almost nothing).
 
+A query that one silo ran whole leaves a residual that only copies that fragment
+(``SELECT a, b FROM __f0``): its rows are the answer as they are (``pass_through``), with no
+embedded-engine round trip.
+
 Each decision is kept as one line of text for ``QueryResult.decisions``, EXPLAIN and the asset
 metadata.
 """
@@ -17,8 +21,10 @@ from collections.abc import Mapping
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import sqlglot
+from sqlglot import exp
 
-from fed_assets.query.model import SemiJoin
+from fed_assets.query.model import Plan, SemiJoin
 from fed_assets.query.rules.choose_semi_joins import SEMIJOIN_MAX_KEYS, SEMIJOIN_MIN_RATIO
 
 
@@ -49,3 +55,29 @@ def semi_join_keys(
                 f"{what}: sent {len(values):,} keys (planned for about {sj.source_rows or 0:,.0f})"
             )
     return keys, decisions
+
+
+def pass_through(plan: Plan, tables: Mapping[str, pa.Table]) -> pa.Table | None:
+    """The one fragment's table when the residual query selects exactly its columns, under the
+    same names and in order, with nothing else (no filter, join, grouping, order or limit)."""
+    if len(plan.fragments) != 1 or plan.shipped_to is not None:
+        return None
+    (fragment,) = plan.fragments
+    table = tables.get(fragment.id)
+    if table is None:
+        return None
+    tree = sqlglot.parse_one(plan.residual, read="duckdb")
+    if not isinstance(tree, exp.Select) or set(tree.args) - {"expressions", "from_"} - {
+        k for k, v in tree.args.items() if not v
+    }:
+        return None
+    source = tree.args["from_"].this
+    if not isinstance(source, exp.Table) or source.name != fragment.id:
+        return None
+    names = []
+    for projection in tree.expressions:
+        column = projection.unalias()
+        if not isinstance(column, exp.Column) or column.name != projection.alias_or_name:
+            return None
+        names.append(column.name)
+    return table if names == table.column_names else None

@@ -26,7 +26,7 @@ import pyarrow as pa
 from fed_assets import engine as fed_engine
 from fed_assets.errors import FedAssetsError, SiloTimeoutError, SiloUnreachableError
 from fed_assets.keyed import keyed_sql, keys_tables
-from fed_assets.query.adaptive import semi_join_keys
+from fed_assets.query.adaptive import pass_through, semi_join_keys
 from fed_assets.query.model import FragmentPlan, FragmentRun, Plan, QueryResult, SemiJoin
 from fed_assets.residency import Route
 from fed_assets.silo import DEFAULT_TIMEOUT_S, SiloResource, time_bound
@@ -78,6 +78,8 @@ def execute(
     fetched = time.perf_counter()
     if plan.shipped_to is not None:
         table = tables[SHIPPED_ID]  # the host silo ran the residual query itself
+    elif (passed := pass_through(plan, tables)) is not None:
+        table = passed  # the residual would only copy the one fragment's rows
     else:
         left = query_timeout_s - (time.perf_counter() - started)
         table = _run_residual(plan, tables, memory_limit=memory_limit, seconds=left)

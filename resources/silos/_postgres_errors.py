@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-import adbc_driver_manager
-
 from fed_assets.errors import (
     ConfigurationError,
     FedAssetsError,
@@ -21,6 +19,8 @@ from fed_assets.errors import (
 )
 
 if TYPE_CHECKING:
+    import adbc_driver_manager
+
     from resources.silos.postgres import PostgresSilo
 
 # SQLSTATEs (https://www.postgresql.org/docs/15/errcodes-appendix.html) mapped to our errors.

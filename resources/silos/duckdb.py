@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+import threading
 from typing import ClassVar
 
 import duckdb
@@ -34,6 +35,11 @@ from resources.silos._arrow_inputs import ArrowInputs
 # DuckDB keeps two database headers at these offsets; each holds a u64 little-endian `iteration`
 # at +8 that rises at every checkpoint (the larger of the two is current).
 _HEADER_OFFSETS = (4096, 8192)
+# Connections of one process to one DuckDB file share a database; DuckDB 2.0.1 sometimes fails
+# to bind a query over a registered Arrow table ("Table Function with name python_arrow_scan does
+# not exist") while another connection to the same file starts a query. Queries over one file
+# start one at a time (binding takes milliseconds; the rows still stream concurrently).
+_START_LOCK = threading.Lock()
 
 
 class DuckDBSilo(ArrowInputs, SiloResource):
@@ -130,12 +136,14 @@ class DuckDBSilo(ArrowInputs, SiloResource):
         )
 
     def _scan(self, sql: str, inputs: dict[str, pa.Table] | None = None) -> pa.RecordBatchReader:
-        con = self._connect()
-        close = self._interruptible(con)
+        with _START_LOCK:
+            con = self._connect()
+        close = _locked(self._interruptible(con))
         try:
-            for name, table in (inputs or {}).items():
-                con.register(name, table)
-            reader = con.sql(sql).to_arrow_reader(BATCH_ROWS)
+            with _START_LOCK:
+                for name, table in (inputs or {}).items():
+                    con.register(name, table)
+                reader = con.sql(sql).to_arrow_reader(BATCH_ROWS)
         except duckdb.Error as err:
             close()
             raise self.wrap_error(err) from None
@@ -155,6 +163,17 @@ class DuckDBSilo(ArrowInputs, SiloResource):
         if isinstance(err, duckdb.IOException):
             return ConfigurationError(where, text, "check the silo's 'path' setting")
         return SiloQueryError(where, f"DuckDB failed: {text}", "check the query")
+
+
+def _locked(close):
+    """``close`` run under ``_START_LOCK``: a connection closing while another binds is the
+    other half of the race the lock prevents."""
+
+    def run() -> None:
+        with _START_LOCK:
+            close()
+
+    return run
 
 
 def _file_mark(path: str) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from fed_assets.query import query
-from fed_assets.query.adaptive import semi_join_keys
+from fed_assets.query import plan, query
+from fed_assets.query.adaptive import pass_through, semi_join_keys
 from fed_assets.query.model import SemiJoin
 from tests.query.compare import assert_same
 
@@ -36,3 +36,18 @@ def test_the_result_and_explain_say_what_was_decided(shop):
     assert decision.endswith(f"sent {kept} keys (planned for about 20)")
     assert "Decided at run time:" in result.explain()
     assert "q-error" in result.explain()
+
+
+def test_a_query_one_silo_ran_whole_skips_the_embedded_engine(shop):
+    silos, colocated = shop
+    sql = "SELECT segment, COUNT(*) AS n FROM crm.customers GROUP BY segment ORDER BY segment"
+    planned = plan(sql, silos)
+    (fragment,) = planned.fragments
+    table = pa.table({"segment": ["premium"], "n": [3]})
+    assert pass_through(planned, {fragment.id: table}) is table
+    assert_same(query(sql, silos).table, colocated.sql(sql).to_arrow_table(), sql)
+    # renamed, filtered or joined above: the embedded engine runs the residual
+    across = plan(
+        "SELECT c.id FROM crm.customers AS c JOIN lake.orders AS o ON o.customer_id = c.id", silos
+    )
+    assert pass_through(across, {f.id: table for f in across.fragments}) is None

@@ -1,6 +1,8 @@
 """The code location the UI end-to-end test serves with ``dagster dev``: a PostgreSQL silo and an
-S3 Parquet lake (the test servers), a federated dataset on each with its quality gate, a model on
-each, a per-silo partitioned model on both, and the source-change sensor running every second.
+S3 Parquet lake (the test servers), a federated dataset on each (the loans' with its quality
+gate), a fine-tuned model on each, a per-silo model partitioned over both silos, and the
+source-change sensor running every second. The models are the real ``fine_tuned_model`` and
+``per_silo_model`` assets, with the smallest configuration that trains.
 
 Settings come from the environment the test sets: ``FED_E2E_ROOT`` (catalog snapshot, results),
 ``FED_E2E_PG_SCHEMA``, ``FED_E2E_BUCKET`` and the test servers' ``FED_TEST_*`` variables.
@@ -12,19 +14,22 @@ import os
 from pathlib import Path
 
 import dagster as dg
-import pyarrow as pa
 
-from fed_assets.asset_graph import MODEL_ROLE, MODEL_ROLE_TAG
 from fed_assets.catalog import Catalog
 from fed_assets.definitions import build_definitions
 from fed_assets.quality import DatasetSuite, quality_check
 from fed_assets.query.asset import federated_asset
+from fed_assets.train.asset import fine_tuned_model
+from fed_assets.train.config import TrainingConfig
+from fed_assets.train.per_silo import per_silo_model
 from resources.silos.parquet import ParquetSilo
 from resources.silos.postgres import PostgresSilo
 from sensors.source_change import source_change_sensor
-from tests.sensors.world import stand_in_model
 
-PER_SILO = dg.StaticPartitionsDefinition(["pg", "lake"])
+# One layer of width 32: trains on the test's 60 rows in a second or two.
+TINY = TrainingConfig(
+    epochs=1, batch_size=16, max_length=32, n_layer=1, n_embd=32, n_head=2, vocab_size=256
+)
 
 
 def _silos() -> dict:
@@ -52,18 +57,6 @@ def _silos() -> dict:
     }
 
 
-@dg.asset(
-    partitions_def=PER_SILO,
-    ins={"loans": dg.AssetIn("loan_features"), "events": dg.AssetIn("event_features")},
-    tags={MODEL_ROLE_TAG: MODEL_ROLE},
-    kinds={"pytorch"},
-)
-def per_silo_model(context, loans: pa.Table, events: pa.Table) -> pa.Table:
-    """A stand-in per-silo model: one partition per silo, each trained on its silo's dataset."""
-    data = {"pg": loans, "lake": events}[context.partition_key]
-    return pa.table({"silo": [context.partition_key], "trained_rows": [data.num_rows]})
-
-
 def e2e_definitions() -> dg.Definitions:
     root = Path(os.environ["FED_E2E_ROOT"])
     catalog = Catalog(_silos(), root / "catalog.json")
@@ -71,7 +64,7 @@ def e2e_definitions() -> dg.Definitions:
         "loan_features", "SELECT id, amount, label FROM pg.loans", catalog=catalog
     )
     events = federated_asset(
-        "event_features", "SELECT id, amount FROM lake.events", catalog=catalog
+        "event_features", "SELECT id, amount, label FROM lake.events", catalog=catalog
     )
     suite = DatasetSuite(name="loans", not_null=("id",), unique=("id",), label="label")
     built = build_definitions(
@@ -80,9 +73,27 @@ def e2e_definitions() -> dg.Definitions:
         assets=[
             loans,
             events,
-            stand_in_model("loan_model", "loan_features"),
-            stand_in_model("event_model", "event_features"),
-            per_silo_model,
+            *(
+                fine_tuned_model(
+                    name,
+                    dataset=dataset,
+                    task="sequence_classification",
+                    label="label",
+                    features=["amount"],
+                    catalog=catalog,
+                    config=TINY,
+                )
+                for name, dataset in (("loan_model", loans), ("event_model", events))
+            ),
+            per_silo_model(
+                "per_silo_model",
+                datasets={"pg": "loans", "lake": "events"},
+                task="sequence_classification",
+                label="label",
+                features=["amount"],
+                catalog=catalog,
+                config=TINY,
+            ),
         ],
         asset_checks=[quality_check(loans, suite)],
         sensors=[

@@ -177,3 +177,9 @@ def test_rules_refuse_nonsense():
 def test_an_older_cursor_format_starts_afresh():
     assert Cursor.from_json('{"format": 0, "tables": {}}') == Cursor()
     assert Cursor.from_json(None) == Cursor()
+
+
+def test_tables_and_models_no_longer_in_the_graph_are_forgotten():
+    c = tick(Cursor(), {"pg/a": Reading("v0"), "s3/b": Reading("w0")}).cursor
+    later = tick(c, {"pg/a": Reading("v0")}, sources={"m1": frozenset({"pg/a"})}).cursor
+    assert set(later.tables) == {"pg/a"} and set(later.models) == {"m1"}

@@ -63,12 +63,9 @@ def test_model_asset_reads_only_its_columns_and_records_metrics(banks, tmp_path)
     assert meta["training curve"].startswith("![training curve](data:image/png;base64,")
     assert set(meta[PROFILE_METADATA_KEY]["columns"]) == {"label", *FEATURES}
     assert pq.read_table(tmp_path / "scored.parquet").num_rows == 10
-    (loaded,) = [
-        e
-        for e in result.all_events
-        if e.event_type_value == "LOADED_INPUT" and e.step_key == "de_credit"
-    ]
-    pushed = loaded.event_specific_data.metadata["sql pushed to silo"].value
+    # what the read-in-place IO manager sent the silo shows on the asset that read it
+    (materialization,) = result.asset_materializations_for_node("de_credit")
+    (pushed,) = [v.value for k, v in materialization.metadata.items() if k.startswith("sql read/")]
     assert (
         "grade" in pushed
         and "income" in pushed

@@ -3,8 +3,8 @@
 through the GraphQL API; a row inserted in PostgreSQL and a new Parquet file in S3 lead, through
 the daemon's ticks of the source-change sensor, to runs of exactly the models downstream; a
 per-silo backfill is launched as the UI launches one; headless Chromium screenshots the lineage
-graph into ``build/test-artifacts/`` (git-ignored). The models are stand-ins (tagged assets that
-record their training profile); what the sensor does not depend on how they train."""
+graph into ``build/test-artifacts/`` (git-ignored). The models are real fine-tuned models (the
+smallest configuration that trains)."""
 
 from __future__ import annotations
 
@@ -35,6 +35,9 @@ RUNS = (
     "assetSelection { path } tags { key value } } } } }"
 )
 DONE = {"SUCCESS", "FAILURE", "CANCELED"}
+# A run (a fresh process that trains a tiny model) takes 10-20 s alone and up to 90 s on a
+# machine whose two cores are shared with other test sessions; waits allow for the latter.
+RUN_TIMEOUT_S = 300
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +48,7 @@ def e2e(server_env, tmp_path_factory):
         con.execute(f'CREATE SCHEMA "{schema}"')
         con.execute(f'CREATE TABLE "{schema}".loans (id bigint, amount float8, label int)')
         con.execute(
-            f'INSERT INTO "{schema}".loans SELECT g, g * 10.0, g % 2 FROM generate_series(1, 50) g'
+            f'INSERT INTO "{schema}".loans SELECT g, g * 10.0, g % 2 FROM generate_series(1, 60) g'
         )
         flush_stats(con)
     boto3.client(
@@ -58,10 +61,12 @@ def e2e(server_env, tmp_path_factory):
     fs = s3_filesystem(s3)
 
     def add_events(name: str, ids: list[int]) -> None:
-        events = pa.table({"id": ids, "amount": [float(i) for i in ids]})
+        events = pa.table(
+            {"id": ids, "amount": [float(i) for i in ids], "label": [i % 2 for i in ids]}
+        )
         pq.write_table(events, f"{bucket}/lake/events/{name}", filesystem=fs)
 
-    add_events("part-0.parquet", list(range(30)))
+    add_events("part-0.parquet", list(range(60)))
     root = tmp_path_factory.mktemp("e2e")
     home = tmp_path_factory.mktemp("dagster-home")
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nnux:\n  enabled: false\n")
@@ -143,7 +148,7 @@ def wait_run(e2e, run_id: str) -> str:
         )["runOrError"]["status"]
         return seen["status"] in DONE
 
-    wait_for(finished, what=f"run {run_id}", timeout=120)
+    wait_for(finished, what=f"run {run_id}", timeout=RUN_TIMEOUT_S)
     return seen["status"]
 
 
@@ -158,7 +163,7 @@ def wait_triggered(e2e, count: int) -> list[dict]:
         runs = triggered(e2e)
         return len(runs) >= count and all(r["status"] in DONE for r in runs)
 
-    wait_for(ready, what=f"{count} runs requested by the sensor", timeout=150)
+    wait_for(ready, what=f"{count} runs requested by the sensor", timeout=RUN_TIMEOUT_S)
     return triggered(e2e)
 
 
@@ -190,8 +195,9 @@ def models_of(runs: list[dict]) -> dict[str, list[str]]:
     return out
 
 
-# Seven runs, each a fresh process: about 2 minutes alone, more on a machine shared with others.
-@pytest.mark.timeout(480)
+# Seven runs, each a fresh process: about 2 minutes alone, 8 or more on a machine shared with
+# other test sessions.
+@pytest.mark.timeout(1200)
 def test_launches_sensor_retrains_backfill_and_lineage_screenshot(e2e):
     began = time.monotonic()
     # The federated assets and the models on them, launched as the UI launches them.
@@ -201,11 +207,11 @@ def test_launches_sensor_retrains_backfill_and_lineage_screenshot(e2e):
     assert triggered(e2e) == []
 
     # A row inserted in PostgreSQL: exactly the models downstream of pg/loans retrain.
-    e2e["insert"](51)
+    e2e["insert"](61)
     runs = wait_triggered(e2e, 2)
     assert models_of(runs) == {
         "loan_model": ["loan_features", "loan_model"],
-        "per_silo_model[pg]": ["loan_features", "per_silo_model"],
+        "per_silo_model[pg]": ["per_silo_model"],  # reads pg.loans in place
     }
     assert {r["status"] for r in runs} == {"SUCCESS"}
     placement = {t["key"]: t["value"] for t in runs[0]["tags"]}
@@ -222,7 +228,7 @@ def test_launches_sensor_retrains_backfill_and_lineage_screenshot(e2e):
     ]
     assert models_of(lake_runs) == {
         "event_model": ["event_features", "event_model"],
-        "per_silo_model[lake]": ["event_features", "per_silo_model"],
+        "per_silo_model[lake]": ["per_silo_model"],
     }
     assert {r["status"] for r in lake_runs} == {"SUCCESS"}
 
@@ -241,7 +247,7 @@ def test_launches_sensor_retrains_backfill_and_lineage_screenshot(e2e):
         results = runs["runsOrError"]["results"]
         return len(results) == 2 and all(r["status"] in DONE for r in results)
 
-    wait_for(backfill_done, what=f"backfill {backfill}", timeout=120)
+    wait_for(backfill_done, what=f"backfill {backfill}", timeout=RUN_TIMEOUT_S)
     results = graphql(e2e["port"], RUNS % f'{{key: "dagster/backfill", value: "{backfill}"}}')
     assert {r["status"] for r in results["runsOrError"]["results"]} == {"SUCCESS"}
 
