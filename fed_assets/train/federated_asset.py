@@ -13,6 +13,7 @@ from typing import Any
 import dagster as dg
 
 from fed_assets.catalog import Catalog, table_asset_key
+from fed_assets.profile import PROFILE_METADATA_KEY
 from fed_assets.residency import check_movement
 from fed_assets.train.asset import MODEL_IO_MANAGER_KEY, MODEL_KINDS, ROLE_TAG, TRAINING_POOL
 from fed_assets.train.config import TrainingConfig
@@ -125,6 +126,9 @@ def federated_model(
 
         metadata = model_metadata(model, pa.table({c: [] for c in spec.columns}))
         metadata.pop("training curve")  # FedAvg has no single loss curve
+        # No profile of the training rows: they never come together (an export: none silo
+        # may not even send aggregates), so the drift check has nothing central to compare.
+        metadata.pop(PROFILE_METADATA_KEY)
         metadata["residency audit"] = movement_table(result.routes)
         metadata["raw rows moved"] = result.rows_moved
         metadata["weight bytes moved"] = result.weight_bytes

@@ -13,6 +13,10 @@ import pytest
 from fed_assets.demo.definitions import demo_definitions
 from fed_assets.demo.generate import generate
 
+# The module's fixture trains six models (about two minutes on two idle cores; measured 14 min
+# for the federated one alone at a load average of 20): more than the suite's 300 s per test.
+pytestmark = pytest.mark.timeout(1800)
+
 MODELS = ["credit_risk_model", "sar_model", "narrative_lm", "federated_credit_model"]
 
 
@@ -37,7 +41,7 @@ def materialised(tmp_path_factory):
         assert result.success
         for e in result.get_asset_materialization_events():
             events[e.asset_key.to_user_string()] = e.materialization.metadata
-        for silo in ("de_loans", "fr_loans"):
+        for silo in ("fr_loans",):  # the export: none one
             part = job.execute_in_process(
                 asset_selection=[dg.AssetKey("regional_credit_models")],
                 partition_key=silo,
@@ -59,7 +63,6 @@ def value(meta, key):
         "credit_risk_model",
         "sar_model",
         "federated_credit_model",
-        "regional_credit_models[de_loans]",
         "regional_credit_models[fr_loans]",
     ],
 )
