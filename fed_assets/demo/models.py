@@ -32,6 +32,9 @@ CREDIT_FEATURES = ["annual_income", "returned_share", "max_debt_to_income"]
 SAR_FEATURES = ["narrative", "near_threshold_deposits", "high_risk_payments", "high_risk_amount"]
 REGIONAL_BOOKS = {"de_loans": "loan_book", "fr_loans": "loan_book", "es_loans": "loan_book"}
 LOAN_FEATURES = ["income", "debt_to_income", "late_payments", "term_months", "purpose"]
+# The compute estate's resource key (fed_assets/demo/definitions.py): the single-dataset models
+# train on the pool it chooses and record placement, reasons and estimate against actual.
+COMPUTE_KEY = "compute"
 # Where the federated credit model's weights are averaged: the bank's EU model hub.
 AGGREGATOR_REGION = "eu"
 
@@ -49,6 +52,7 @@ def demo_models(
         catalog=catalog,
         config=DEMO_CONFIG.replace(epochs=6),
         group_name="models",
+        compute=COMPUTE_KEY,
         description="Default risk per applicant from credit_features "
         "(TabLLM-style rendered rows, LoRA on the offline GPT-2).",
     )
@@ -61,6 +65,7 @@ def demo_models(
         catalog=catalog,
         config=DEMO_CONFIG.replace(max_length=96, epochs=4),
         group_name="models",
+        compute=COMPUTE_KEY,
         description="Whether an AML case leads to a SAR, from its narrative and payment patterns.",
     )
     narratives = fine_tuned_model(
@@ -71,7 +76,9 @@ def demo_models(
         catalog=catalog,
         config=DEMO_CONFIG.replace(epochs=4, learning_rate=5e-3),
         group_name="models",
-        description="Drafts AML case narratives; trained in the compliance store's region (EU).",
+        compute=COMPUTE_KEY,
+        description="Drafts AML case narratives; trained on the pool the compute estate chooses "
+        "among the regions the compliance store allows (EU, UK).",
     )
     regional = per_silo_model(
         "regional_credit_models",

@@ -9,6 +9,7 @@ where its data may not go is refused before a row moves. The asset is tagged
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -72,6 +73,7 @@ def fine_tuned_model(
     tags: Mapping[str, str] | None = None,
     op_tags: Mapping[str, Any] | None = None,
     pool: str | None = TRAINING_POOL,
+    compute: str | None = None,
 ) -> dg.AssetsDefinition:
     """A Dagster asset whose value is ``fine_tune(...)`` of ``dataset``.
 
@@ -82,6 +84,10 @@ def fine_tuned_model(
             or the federated asset's engine region).
         tags, op_tags: placement (e.g. from ``resources.compute``): merged with the role tag.
         pool: the Dagster concurrency pool the training step runs in.
+        compute: the resource key of a ``resources.compute.ComputeEstate``: the run then trains
+            on the pool the estate chooses (cheapest that fits memory, deadline, budget and the
+            inputs' residency), is measured, and records placement, reasons and estimate
+            against actual (``fed_assets.train.placing``). ``None``: no placement.
         Other arguments: as ``fed_assets.fine_tune``.
     """
     source = resolve_source(dataset, catalog)
@@ -97,7 +103,7 @@ def fine_tuned_model(
         ins={"data": dg.AssetIn(key=source.key, metadata=metadata)},
         group_name=group_name,
         io_manager_key=MODEL_IO_MANAGER_KEY,
-        required_resource_keys=set(silos),
+        required_resource_keys=set(silos) | ({compute} if compute else set()),
         kinds=MODEL_KINDS | {catalog.silos[s].kind for s in silos},
         tags={ROLE_TAG: "model", **(tags or {})},
         op_tags=dict(op_tags or {}),
@@ -119,23 +125,66 @@ def fine_tuned_model(
         run_config = config
         if run_config.checkpoint_dir is None:
             run_config = config.replace(checkpoint_dir=checkpoint_folder(context))
-        model = fine_tune(
-            table,
-            task=task,
-            label=label,
-            text=text,
-            template=template,
-            features=features,
-            base_model=base_model,
-            method=method,
-            config=run_config,
-            logger=context.log,
-        )
+        estate = getattr(context.resources, compute) if compute else None
+        placement = None
+        if estate is not None:
+            from fed_assets.train.placing import choose_placement
+
+            classes = len(set(table.column(label).to_pylist())) if label else 0
+            placement = choose_placement(
+                estate,
+                run_config,
+                method=method,
+                rows=table.num_rows,
+                classes=classes,
+                inputs=[
+                    (catalog.silos[s], t, columns if source.is_silo_table else ())
+                    for s, t in source.tables
+                ],
+            )
+            context.log.info(f"training placed on pool {placement.pool.name}: {placement.reasons}")
+        with _placed(estate, placement, name) as run:
+            model = fine_tune(
+                table,
+                task=task,
+                label=label,
+                text=text,
+                template=template,
+                features=features,
+                base_model=base_model,
+                method=method,
+                config=run_config,
+                logger=context.log,
+            )
+            if run is not None:
+                run.tokens = model.training["tokens trained"]
         model.lineage = lineage(context, source, table, columns)
-        moved = [{**r, "rows": table.num_rows, "bytes": table.nbytes} for r in routes]
-        return dg.Output(model, metadata=output_metadata(model, table, moved))
+        if placement is not None:  # the rows went where the pool is: that move is checked too
+            placed = check_reads(source, catalog, columns, placement.pool.region)
+            routes_now = [route_dict(r) for r in placed]
+        else:
+            routes_now = routes
+        moved = [{**r, "rows": table.num_rows, "bytes": table.nbytes} for r in routes_now]
+        metadata = output_metadata(model, table, moved)
+        if placement is not None:
+            from fed_assets.train.placing import placement_output_metadata
+
+            metadata.update(placement_output_metadata(estate, placement, run))
+        return dg.Output(model, metadata=metadata)
 
     return _model
+
+
+@contextlib.contextmanager
+def _placed(estate, placement, label: str):
+    """The placed run's measurement (``None`` without a placement)."""
+    if placement is None:
+        yield None
+        return
+    from fed_assets.train.placing import placed_run
+
+    with placed_run(estate, placement, label=label) as run:
+        yield run
 
 
 def output_metadata(model, table, routes) -> dict[str, Any]:

@@ -49,13 +49,28 @@ def model_metadata(model: Any, training_table: pa.Table) -> dict[str, Any]:
 
 def movement_table(routes: list[dict[str, Any]]) -> dg.MetadataValue:
     """The residency audit of a training run: what moved, from where to where, allowed by what."""
-    lines = [
-        "| kind | silo | from | to | rows | bytes | allowed by |",
-        "|---|---|---|---|---:|---:|---|",
-    ]
-    for r in routes:
-        lines.append(
-            f"| {r['kind']} | {r['silo']} | {r['source_region']} | {r['destination_region']} | "
-            f"{r.get('rows') or 0:,} | {r.get('bytes') or 0:,} | {r['rule']} |"
-        )
-    return dg.MetadataValue.md("\n".join(lines))
+    from fed_assets import metadata as md
+
+    return md.table(
+        [
+            {
+                "kind": r["kind"],
+                "source silo": r["silo"],
+                "source region": r["source_region"],
+                "destination region": r["destination_region"],
+                "rows": r.get("rows") or 0,
+                "bytes": r.get("bytes") or 0,
+                "allowed by": r["rule"],
+            }
+            for r in routes
+        ],
+        columns=[
+            "kind",
+            "source silo",
+            "source region",
+            "destination region",
+            "rows",
+            "bytes",
+            "allowed by",
+        ],
+    )

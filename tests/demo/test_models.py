@@ -84,8 +84,11 @@ def test_federated_credit_model_moved_only_weights(materialised):
     meta = events["federated_credit_model"]
     assert value(meta, "raw rows moved") == 0
     assert value(meta, "weight bytes moved") > 0
-    audit = value(meta, "residency audit")
-    assert "fr_loans" in audit and "model weights carry no rows" in audit
+    audit = [r.data for r in value(meta, "residency audit").records]
+    assert any(
+        r["source silo"] == "fr_loans" and "model weights carry no rows" in r["allowed by"]
+        for r in audit
+    ), audit
 
 
 def test_applicant_scores_are_in_the_results_store(materialised):
@@ -105,3 +108,13 @@ def test_models_are_tagged_and_trace_back_to_silo_tables(materialised):
         dg.AssetKey([s, "loan_book"]) for s in ("de_loans", "fr_loans", "es_loans")
     }
     assert dg.AssetKey("credit_features") in graph.get(dg.AssetKey("credit_risk_model")).parent_keys
+
+
+@pytest.mark.parametrize("name", ["credit_risk_model", "sar_model", "narrative_lm"])
+def test_demo_models_show_their_placement_and_measured_run(materialised, name):
+    _, _, events = materialised
+    meta = events[name]
+    assert value(meta, "placement/pool") and value(meta, "placement/reasons")
+    rows = {r.data["quantity"]: r.data for r in value(meta, "placement/estimate vs actual").records}
+    assert rows["seconds"]["estimated"] > 0 and rows["seconds"]["measured"] > 0
+    assert value(meta, "placement/energy method") in ("nvml", "rapl", "codecarbon")
