@@ -345,7 +345,7 @@ def _loan_book(
     income = np.round(rng.lognormal(income_level, 0.45, n), -2)
     dti = np.round(np.clip(rng.normal(0.33, 0.12, n), 0.01, 0.95), 3)
     late = rng.poisson(0.6, n).astype(np.int32)
-    logit = -1.4 + shift + 5.0 * (dti - 0.33) - 1.0 * (np.log(income) - income_level) + 0.7 * late
+    logit = -1.4 + shift + 9.0 * (dti - 0.33) - 1.5 * (np.log(income) - income_level) + 1.0 * late
     return pa.table(
         {
             "loan_id": pa.array(np.arange(1, n + 1), pa.int64()),
