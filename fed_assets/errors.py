@@ -59,6 +59,10 @@ class EmptyTableError(FedAssetsError):
     """A table that has no rows where rows are required, or no files at all."""
 
 
+class SchemaDriftError(FedAssetsError):
+    """A column an asset reads changed type since the catalog snapshot it was checked against."""
+
+
 class SiloQueryError(FedAssetsError):
     """The silo rejected or failed a query for a reason not covered above."""
 

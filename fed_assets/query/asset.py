@@ -31,11 +31,13 @@ from fed_assets.catalog import (
 from fed_assets.errors import (
     ConfigurationError,
     FedAssetsError,
+    SchemaDriftError,
     SiloUnreachableError,
     UnknownColumnError,
     UnknownSiloError,
     UnknownTableError,
 )
+from fed_assets.filters import parse_read_only
 from fed_assets.partitions import asset_partition_condition, files_in_partition
 from fed_assets.query import _with_policy, query
 from fed_assets.query.execute import FRAGMENT_TIMEOUT_S, QUERY_TIMEOUT_S
@@ -152,6 +154,7 @@ def federated_asset(
     def _federated(context):  # no annotations: postponed ones are strings Dagster refuses
         silos = {s: getattr(context.resources, s) for s in silo_names}
         record_versions(context, silos, validated.tables)
+        refuse_retyped_columns(sql, silos, validated.tables, snapshot)
         filters = {t: asset_partition_condition(context, c) for t, c in targets.items()}
         run_sql = partition_filtered(sql, {k: v for k, v in filters.items() if v is not None})
         result = query(
@@ -174,6 +177,36 @@ def federated_asset(
         return dg.Output(result.table, metadata=metadata)
 
     return _federated
+
+
+def refuse_retyped_columns(
+    sql: str,
+    silos: Mapping[str, Any],
+    tables: Any,
+    snapshot: Mapping[str, Mapping[str, CatalogTable]],
+) -> None:
+    """Fail before any row moves when a column the query names has another type in the silo
+    than in the snapshot the asset was checked against (a removed column fails in planning)."""
+    named = {
+        c.name.lower()
+        for c in parse_read_only(sql, dialect="duckdb", where="query").find_all(exp.Column)
+    }
+    for silo_name, table in tables:
+        entry = (snapshot.get(silo_name) or {}).get(table)
+        if entry is None:
+            continue
+        was = {n.lower(): t for n, t in entry.columns}
+        for field in silos[silo_name].schema(table):
+            before = was.get(field.name.lower())
+            if field.name.lower() in named and before is not None and before != str(field.type):
+                raise SchemaDriftError(
+                    f"silo '{silo_name}', table '{table}', column '{field.name}'",
+                    f"its type changed from {before} to {field.type} since the catalog snapshot "
+                    "this asset was checked against",
+                    "check the query against the new type, then refresh the snapshot "
+                    "(`fed-assets catalog refresh` or the refresh_catalog_snapshot job) and "
+                    "reload the code location",
+                )
 
 
 def validate(

@@ -163,6 +163,18 @@ def test_a_retyped_column_is_recorded(tmp_path, instance):
     data = evaluate(sensor, defs, instance, cursor)
     (event,) = [e for e in data.asset_events if e.asset_key == K(["crm", "customers"])]
     assert event.metadata["schema drift"].value == "retyped: score (double → string)"
+    # the dependent federated asset fails at its next run, naming the column, before rows move
+    request = next(r for r in data.run_requests if r.run_key.startswith("crm_model"))
+    job = defs.resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(
+        instance=instance, asset_selection=request.asset_selection, raise_on_error=False
+    )
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    assert failure.step_key == "crm_features"
+    message = failure.step_failure_data.error.cause.message
+    assert "column 'score'" in message and "from double to string" in message
+    assert instance.get_latest_materialization_event(K("crm_model")) is None
 
 
 @pytest.fixture
