@@ -124,9 +124,11 @@ def regional(silos, scale_config) -> dict[str, float]:
         )
         for s, b in books.items()
     }
-    pooled_train = pa.concat_tables([books[s].take(p.train) for s, p in splits.items()])
+    pooled_train = pa.concat_tables(
+        [books[s].take(p.train) for s, p in splits.items()], promote_options="permissive"
+    )
     held = {s: books[s].take(p.held_out) for s, p in splits.items()}
-    pooled_held = pa.concat_tables(list(held.values()))
+    pooled_held = pa.concat_tables(list(held.values()), promote_options="permissive")
     y_held = np.array(pooled_held["defaulted"].to_pylist(), dtype=int)
     central = fine_tune(
         pooled_train,

@@ -389,7 +389,13 @@ def _write_duckdb(path: Path, tables: dict[str, pa.Table]) -> None:
 
 
 def _write_sqlite(path: Path, name: str, table: pa.Table) -> None:
-    decl = {pa.int64(): "INTEGER", pa.bool_(): "BOOLEAN", pa.timestamp("us"): "TIMESTAMP"}
+    decl = {
+        pa.int64(): "INTEGER",
+        pa.int32(): "INTEGER",
+        pa.float64(): "REAL",
+        pa.bool_(): "BOOLEAN",
+        pa.timestamp("us"): "TIMESTAMP",
+    }
 
     def write(tmp: Path) -> None:
         cols = ", ".join(f'"{f.name}" {decl.get(f.type, "TEXT")}' for f in table.schema)
