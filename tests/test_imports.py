@@ -252,3 +252,19 @@ def test_a_step_requires_only_the_silos_it_reads(tmp_path):
         "default_rate_by_segment": {"eu_core_banking", "loans_warehouse"},
         "aml_training_set": {"compliance_store", "us_payments"},
     }
+
+
+def test_fed_assets_query_stays_callable_after_its_modules_are_imported():
+    """Importing any ``fed_assets.query.*`` module binds the package to ``fed_assets.query``;
+    the README's ``fed_assets.query(sql, silos)`` must still run the query."""
+    code = (
+        "import fed_assets, fed_assets.query.tree\n"
+        "from fed_assets import DuckDBSilo\n"
+        "import duckdb, tempfile, os\n"
+        "path = os.path.join(tempfile.mkdtemp(), 'a.duckdb')\n"
+        "duckdb.connect(path).execute('CREATE TABLE t AS SELECT 1 AS x').close()\n"
+        "r = fed_assets.query('SELECT x FROM a.t', [DuckDBSilo(name='a', path=path)])\n"
+        "assert r.table.to_pylist() == [{'x': 1}], r.table\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

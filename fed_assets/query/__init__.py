@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import sys
+import types
 from collections.abc import Mapping, Sequence
 
 from fed_assets.errors import UnsupportedFunctionError
@@ -112,3 +114,15 @@ __all__ = [
     "plan",
     "query",
 ]
+
+
+class _CallablePackage(types.ModuleType):
+    """``fed_assets.query`` is both this package and the function ``query``: Python binds the
+    package to ``fed_assets.query`` whenever any of its modules is imported (``import fed_assets``
+    itself stays lazy), so calling the package runs the function either way."""
+
+    def __call__(self, *args, **kwargs) -> QueryResult:
+        return query(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallablePackage
