@@ -22,6 +22,7 @@ from fed_assets.catalog import Catalog, table_asset_key
 from fed_assets.errors import ConfigurationError
 from fed_assets.residency import check_movement
 from fed_assets.train.config import TrainingConfig
+from fed_assets.train.metadata import route_dict
 from fed_assets.train.render import template_columns
 
 # Resource key of the model IO manager in Definitions built by fed_assets.build_definitions.
@@ -246,18 +247,6 @@ def check_reads(source: Source, catalog: Catalog, columns, region: str | None) -
             check_movement(silo, table, moved or (), kind="rows", destination_region=destination)
         )
     return routes
-
-
-def route_dict(route) -> dict[str, Any]:
-    return {
-        "kind": route.kind,
-        "silo": route.silo,
-        "source_region": route.source_region,
-        "destination_region": route.destination_region,
-        "rule": route.rule,
-        "rows": route.rows,
-        "bytes": route.bytes,
-    }
 
 
 def lineage(context, source: Source, table, columns) -> dict[str, Any]:

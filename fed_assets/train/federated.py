@@ -70,6 +70,8 @@ def train_federated(
     Raises:
         PolicyViolation: a site's weights may not go to ``aggregator_region`` (before any read).
     """
+    from fed_assets.train.metadata import route_dict  # dagster: not in the site processes
+
     logger = logger or log
     started = time.perf_counter()
     out_routes = {
@@ -121,15 +123,15 @@ def train_federated(
     model.set_trainable_arrays(arrays)
     routes = []
     for name, (silo, _) in sites.items():
-        routes.append(_route(ready[name][0]))
+        routes.append(route_dict(ready[name][0]))
         routes.append(
-            _route(
+            route_dict(
                 out_routes[name].moved(0, received[name], via=f"{rounds} rounds, site → aggregator")
             )
         )
         routes.append(
             {
-                **_route(out_routes[name]),
+                **route_dict(out_routes[name]),
                 "source_region": out_routes[name].destination_region,
                 "destination_region": silo.region,
                 "rows": 0,
@@ -156,18 +158,6 @@ def train_federated(
         "parameters trainable": model.parameters()["trainable"],
     }
     return result
-
-
-def _route(route) -> dict[str, Any]:
-    return {
-        "kind": route.kind,
-        "silo": route.silo,
-        "source_region": route.source_region,
-        "destination_region": route.destination_region,
-        "rule": route.rule,
-        "rows": route.rows or 0,
-        "bytes": route.bytes or 0,
-    }
 
 
 def _receive(pipe, name: str):

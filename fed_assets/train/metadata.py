@@ -47,6 +47,19 @@ def model_metadata(model: Any, training_table: pa.Table) -> dict[str, Any]:
     return metadata
 
 
+def route_dict(route) -> dict[str, Any]:
+    """A residency ``Route`` as the plain dict training metadata and audits carry."""
+    return {
+        "kind": route.kind,
+        "silo": route.silo,
+        "source_region": route.source_region,
+        "destination_region": route.destination_region,
+        "rule": route.rule,
+        "rows": route.rows or 0,
+        "bytes": route.bytes or 0,
+    }
+
+
 def movement_table(routes: list[dict[str, Any]]) -> dg.MetadataValue:
     """The residency audit of a training run: what moved, from where to where, allowed by what."""
     from fed_assets import metadata as md
