@@ -3,31 +3,19 @@ GraphQL API materialises a read-in-place asset. A real Chromium renders the asse
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from fed_assets.demo.generate import generate
 from tests.servers import ROOT, free_port, wait_for
+from tests.ui.dagster_dev import chromium, graphql
 
 SILO_GROUPS = {"eu_core_banking", "us_payments", "loans_warehouse", "compliance_store"}
-
-
-def graphql(port: int, query: str, variables: dict | None = None) -> dict:
-    body = json.dumps({"query": query, "variables": variables or {}}).encode()
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql", body, {"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.load(response)["data"]
 
 
 @pytest.fixture(scope="module")
@@ -152,33 +140,6 @@ def test_run_launched_through_graphql_materialises(ui, asset):
 
 def test_browser_renders_the_silo_groups(ui):
     port, _ = ui
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert chromium, "Chromium is required for the UI test: apt-get install -y chromium"
-    profile = tempfile.mkdtemp(prefix="chromium-")
-    try:
-        dom = subprocess.run(
-            [
-                chromium,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                f"--user-data-dir={profile}",
-                "--window-size=1400,900",
-                "--virtual-time-budget=15000",
-                "--dump-dom",
-                f"http://127.0.0.1:{port}/asset-groups",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        ).stdout
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
+    dom = chromium(f"http://127.0.0.1:{port}/asset-groups", "--dump-dom")
     shown = {g for g in SILO_GROUPS if g in dom}
     assert shown == SILO_GROUPS, f"rendered page lacks {SILO_GROUPS - shown}"

@@ -9,11 +9,9 @@ smallest configuration that trains)."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -26,9 +24,8 @@ import pytest
 from tests.servers import ROOT, free_port, wait_for
 from tests.silos.cases.parquet import s3_filesystem
 from tests.silos.cases.postgres import connect, flush_stats
-from tests.ui.test_dagster_ui import graphql
+from tests.ui.dagster_dev import ARTIFACTS, chromium, graphql
 
-ARTIFACTS = ROOT / "build" / "test-artifacts"
 TRIGGER = '{key: "fed_assets/trigger", value: "source change"}'
 RUNS = (
     "{ runsOrError(filter: {tags: [%s]}) { ... on Runs { results { runId status "
@@ -255,33 +252,10 @@ def test_launches_sensor_retrains_backfill_and_lineage_screenshot(e2e):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "lineage.png"
     shot.unlink(missing_ok=True)
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert chromium, "Chromium is required for the UI test: apt-get install -y chromium"
-    profile = tempfile.mkdtemp(prefix="chromium-")
-    try:
-        subprocess.run(
-            [
-                chromium,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                f"--user-data-dir={profile}",
-                "--window-size=1400,900",
-                "--virtual-time-budget=15000",
-                f"--screenshot={shot}",
-                f"http://127.0.0.1:{e2e['port']}/assets/per_silo_model"
-                "?view=lineage&lineageScope=upstream&lineageDepth=4",
-            ],
-            capture_output=True,
-            timeout=120,
-            check=False,
-        )
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
+    chromium(
+        f"http://127.0.0.1:{e2e['port']}/assets/per_silo_model"
+        "?view=lineage&lineageScope=upstream&lineageDepth=4",
+        f"--screenshot={shot}",
+    )
     assert shot.exists() and shot.stat().st_size > 20_000, "the screenshot is missing or blank"
     print(f"end to end in {time.monotonic() - began:.0f} s; lineage screenshot: {shot}")
