@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,8 @@ from fed_assets.train.fedavg import nbytes
 from fed_assets.train.federated import FederatedResult, silo_settings
 from fed_assets.train.site import FederationSpec, starting_model
 
-APP = Path(__file__).parent / "app"
+# The Flower app's folder inside this package (package data: it ships in the wheel).
+APP = "app"
 # Seconds the SuperLink and SuperNodes get to come up, and a run to finish (15–20 s a round).
 START_TIMEOUT_S = 60
 RUN_TIMEOUT_S = 600
@@ -116,7 +118,8 @@ def train_with_flower(
         )
         run_config = f'spec="{work / "spec.json"}" out="{work}" rounds={rounds} sites={len(sites)}'
         app = work / "app"
-        shutil.copytree(APP, app, ignore=shutil.ignore_patterns("__pycache__"))
+        with resources.as_file(app_folder()) as source:
+            shutil.copytree(source, app, ignore=shutil.ignore_patterns("__pycache__"))
         launched = subprocess.run(
             ["flwr", "run", str(app), "local", "--run-config", run_config, "--format", "json"],
             env=env,
@@ -186,6 +189,12 @@ def _route(route, rows: int, nbytes_: int, via: str) -> dict[str, Any]:
         "bytes": nbytes_,
         "via": via,
     }
+
+
+def app_folder():
+    """The Flower app (its pyproject.toml and ``fed_flower_app``), found as package data so it
+    is there in a non-editable install too."""
+    return resources.files(__name__) / APP
 
 
 def _env(work: Path) -> dict[str, str]:
