@@ -4,16 +4,12 @@ GraphQL API materialises a read-in-place asset. A real Chromium renders the asse
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from fed_assets.demo.generate import generate
-from tests.servers import ROOT, free_port, wait_for
-from tests.ui.dagster_dev import chromium, graphql
+from tests.servers import wait_for
+from tests.ui.dagster_dev import chromium, dagster_dev, graphql
 
 SILO_GROUPS = {"eu_core_banking", "us_payments", "loans_warehouse", "compliance_store"}
 
@@ -22,51 +18,11 @@ SILO_GROUPS = {"eu_core_banking", "us_payments", "loans_warehouse", "compliance_
 def ui(tmp_path_factory):
     data = tmp_path_factory.mktemp("demo-data")
     home = tmp_path_factory.mktemp("dagster-home")
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nnux:\n  enabled: false\n")
     generate(data, scale=0.25, seed=5)
-    port = free_port()
-    env = {**os.environ, "FED_ASSETS_DATA": str(data), "DAGSTER_HOME": str(home)}
+    env = {**os.environ, "FED_ASSETS_DATA": str(data)}
     env.pop("FED_ASSETS_SILOS", None)
-    log = open(home / "dagster-dev.log", "w")  # noqa: SIM115 (open for the server's lifetime)
-    proc = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "dagster"),
-            "dev",
-            "-w",
-            "workspace.yaml",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    status_query = (
-        "{ workspaceOrError { ... on Workspace { locationEntries { name "
-        "loadStatus locationOrLoadError { __typename ... on PythonError { message } } } } } }"
-    )
-
-    def loaded() -> bool:
-        entries = graphql(port, status_query)["workspaceOrError"]["locationEntries"]
-        return bool(entries) and all(e["loadStatus"] == "LOADED" for e in entries)
-
-    try:
-        wait_for(loaded, what="dagster dev", timeout=120)
-        entries = graphql(port, status_query)["workspaceOrError"]["locationEntries"]
-        assert entries[0]["locationOrLoadError"]["__typename"] == "RepositoryLocation", entries
-        yield port, entries[0]["name"]
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
+    with dagster_dev(["-w", "workspace.yaml"], env=env, home=home) as dev:
+        yield dev.port, dev.location
 
 
 def test_asset_graph_has_silo_groups_and_lineage(ui):

@@ -9,22 +9,18 @@ smallest configuration that trains)."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.servers import ROOT, free_port, wait_for
+from tests.servers import ROOT, wait_for
 from tests.silos.cases.parquet import s3_filesystem
 from tests.silos.cases.postgres import connect, flush_stats
-from tests.ui.dagster_dev import ARTIFACTS, chromium, graphql
+from tests.ui.dagster_dev import ARTIFACTS, chromium, dagster_dev, graphql
 
 TRIGGER = '{key: "fed_assets/trigger", value: "source change"}'
 RUNS = (
@@ -66,34 +62,15 @@ def e2e(server_env, tmp_path_factory):
     add_events("part-0.parquet", list(range(60)))
     root = tmp_path_factory.mktemp("e2e")
     home = tmp_path_factory.mktemp("dagster-home")
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nnux:\n  enabled: false\n")
     env = {
         **os.environ,
         **pg,
         **s3,
-        "DAGSTER_HOME": str(home),
         "FED_E2E_ROOT": str(root),
         "FED_E2E_PG_SCHEMA": schema,
         "FED_E2E_BUCKET": bucket,
         "PYTHONPATH": str(ROOT),
     }
-    port = free_port()
-    log = open(home / "dagster-dev.log", "w")  # noqa: SIM115 (open for the server's lifetime)
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster"), "dev", "-m", "tests.sensors.e2e_location"]
-        + ["-h", "127.0.0.1", "-p", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    status = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
-
-    def loaded() -> bool:
-        entries = graphql(port, status)["workspaceOrError"]["locationEntries"]
-        return bool(entries) and all(e["loadStatus"] == "LOADED" for e in entries)
 
     def insert_loan(loan_id: int) -> None:
         with connect(pg) as con:
@@ -101,16 +78,14 @@ def e2e(server_env, tmp_path_factory):
             flush_stats(con)
 
     try:
-        wait_for(loaded, what="dagster dev", timeout=120)
-        location = graphql(port, status)["workspaceOrError"]["locationEntries"][0]["name"]
-        yield {"port": port, "location": location, "insert": insert_loan, "add": add_events}
+        with dagster_dev(["-m", "tests.sensors.e2e_location"], env=env, home=home) as dev:
+            yield {
+                "port": dev.port,
+                "location": dev.location,
+                "insert": insert_loan,
+                "add": add_events,
+            }
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
         with connect(pg) as con:
             con.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
