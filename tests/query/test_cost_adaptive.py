@@ -83,3 +83,23 @@ def test_two_inputs_are_not_materialised():
         {"__f0": pa.table({"a": [1]}), "__f1": pa.table({"a": [1]})}
     )
     assert (copy, decided) == (False, None)
+
+
+def test_a_source_filtered_by_having_gets_its_semi_join_and_the_run_decides(shop, monkeypatch):
+    """A HAVING's estimate has no statistic behind it (TPC-H Q18: 2 M estimated, 57 actual): its
+    fragment is planned as a key source even when the estimate says too many keys."""
+    from fed_assets.query.rules import choose_semi_joins
+
+    silos, colocated = shop
+    sql = (
+        "SELECT o.order_id, o.total FROM lake.orders AS o WHERE o.customer_id IN "
+        "(SELECT id FROM crm.customers GROUP BY id HAVING COUNT(*) >= 1)"
+    )
+    monkeypatch.setattr(choose_semi_joins, "SEMIJOIN_MAX_KEYS", 5)  # the estimate is above it
+    planned = plan(sql, silos)
+    (sj,) = planned.semi_joins
+    assert planned.fragment(sj.source).silo == "crm" and sj.source_rows == 5
+    result = query(sql, silos)
+    assert_same(result.table, colocated.sql(sql).to_arrow_table(), sql)
+    customers = colocated.sql("SELECT count(*) FROM crm.customers").fetchall()[0][0]
+    assert any(f"sent {customers} keys (planned for about 5)" in d for d in result.decisions)
