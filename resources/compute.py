@@ -141,6 +141,28 @@ class ComputeEstate(ConfigurableResource):
             f"use one of {[p.name for p in self.all_pools()]}",
         )
 
+    def site_pools(self, region: str) -> list[ComputePool]:
+        """The pools training at a site in ``region`` can use (a per-silo partition, a federated
+        site, the FedAvg aggregator): the configured pools, and with ``detect_local`` this
+        machine standing in for the site's own machine, in ``region``.
+
+        In the embedded default every silo is on this machine, so a per-silo or federated site's
+        training runs here and is measured here; it is placed in the silo's region because that
+        is where the silo's rows are (and may stay). Its history is this machine's (pool
+        ``local``), so one calibration serves every site.
+        """
+        pools = list(self.pools)
+        if self.detect_local and not any(p.name == "local" for p in pools):
+            from fed_assets.placement.detect import local_pool
+
+            here = local_pool(region)
+            pools.append(
+                here.model_copy(
+                    update={"location": f"{here.location}, standing in for the site in {region}"}
+                )
+            )
+        return pools
+
     def candidate_regions(self) -> list[str]:
         """Regions the embedded engine may run a federated query in."""
         if self.engine_regions:

@@ -32,8 +32,9 @@ CREDIT_FEATURES = ["annual_income", "returned_share", "max_debt_to_income"]
 SAR_FEATURES = ["narrative", "near_threshold_deposits", "high_risk_payments", "high_risk_amount"]
 REGIONAL_BOOKS = {"de_loans": "loan_book", "fr_loans": "loan_book", "es_loans": "loan_book"}
 LOAN_FEATURES = ["income", "debt_to_income", "late_payments", "term_months", "purpose"]
-# The compute estate's resource key (fed_assets/demo/definitions.py): the single-dataset models
-# train on the pool it chooses and record placement, reasons and estimate against actual.
+# The compute estate's resource key (fed_assets/demo/definitions.py): every model trains on the
+# pool it chooses (per-silo partitions and federated sites within their own silo's residency)
+# and records placement, reasons and estimate against actual.
 COMPUTE_KEY = "compute"
 # Where the federated credit model's weights are averaged: the bank's EU model hub.
 AGGREGATOR_REGION = "eu"
@@ -89,6 +90,7 @@ def demo_models(
         catalog=catalog,
         config=DEMO_CONFIG,
         group_name="models",
+        compute=COMPUTE_KEY,
         description="One credit model per country, each trained in its "
         "own silo on its own loan book; partitions train simultaneously.",
     )
@@ -102,6 +104,7 @@ def demo_models(
         aggregator_region=AGGREGATOR_REGION,
         config=DEMO_CONFIG,
         group_name="models",
+        compute=COMPUTE_KEY,
         description="One credit model across the "
         "three countries by FedAvg: loan rows stay in their silos, only adapters move.",
     )

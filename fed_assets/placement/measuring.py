@@ -61,7 +61,9 @@ class Actual:
 @dataclass
 class Measurement:
     """Filled in while a ``measure`` block runs: set ``tokens`` inside it; ``actual`` is set
-    when the block ends without an error."""
+    when the block ends without an error. Set ``calibrates`` to ``False`` when the run did not
+    do the work its estimate is of (it resumed from a checkpoint, say): it is then measured and
+    shown, but kept out of the history that calibrates later estimates."""
 
     pool: ComputePool
     estimate: RunEstimate | None
@@ -69,6 +71,7 @@ class Measurement:
     actual: Actual | None = None
     record: RunRecord | None = None
     notes: list[str] = field(default_factory=list)
+    calibrates: bool = True
 
 
 @contextmanager
@@ -138,7 +141,7 @@ def measure(
             step_overhead_s=estimate.step_overhead_s,
             cpu_seconds=cpu_seconds,
         )
-        if history is not None:
+        if history is not None and measurement.calibrates:
             store = history if isinstance(history, History) else History(history)
             store.append(measurement.record)
 

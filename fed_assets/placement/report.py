@@ -23,30 +23,39 @@ def placement_metadata(
     actual: Actual | None = None,
     *,
     history: Sequence[RunRecord] = (),
+    before: Placement | None = None,
 ) -> dict[str, Any]:
     """Metadata for a materialisation: where it ran and why, estimate against actual, and (with
-    ``history``) a PNG of the estimate's error over the pool's past runs."""
+    ``history``) a PNG of the estimate's error over the pool's past runs of the same kind.
+
+    Args:
+        before: the placement as chosen before the inputs were read (from the catalog's row
+            counts); its estimate is shown beside the refined one, which the error is of.
+    """
     estimate = placement.estimate
-    f = estimate.footprint
     measured = actual.footprint if actual is not None else None
-    rows = [
-        ("seconds", f.seconds, measured.seconds if measured else None),
-        ("tokens/s", estimate.tokens_per_s, actual.tokens_per_s if actual else None),
-        ("usd", f.usd, measured.usd if measured else None),
-        ("kWh (facility)", f.kwh, measured.kwh if measured else None),
-        ("kg CO₂e", f.co2_kg, measured.co2_kg if measured else None),
-        ("litres water", f.water_l, measured.water_l if measured else None),
-    ]
-    records = [
-        dg.TableRecord(
-            {
-                "quantity": name,
-                "estimated": _round(est),
-                "measured": _round(got) if got is not None else None,
-                "error %": _round(100 * (est - got) / got) if got else None,
-            }
-        )
-        for name, est, got in rows
+    quantities = _quantities(estimate.footprint, estimate.tokens_per_s)
+    earlier = _quantities(before.estimate.footprint, before.estimate.tokens_per_s) if before else {}
+    got = _quantities(actual.footprint, actual.tokens_per_s) if actual is not None else {}
+    records = []
+    for name, est in quantities.items():
+        value = got.get(name)
+        row = {"quantity": name}
+        if before is not None:
+            row["estimated before read"] = _round(earlier[name])
+        row |= {
+            "estimated": _round(est),
+            "measured": _round(value) if value is not None else None,
+            "error %": _round(100 * (est - value) / value) if value else None,
+        }
+        records.append(dg.TableRecord(row))
+    columns = [dg.TableColumn("quantity", "string")]
+    if before is not None:
+        columns.append(dg.TableColumn("estimated before read", "float"))
+    columns += [
+        dg.TableColumn("estimated", "float"),
+        dg.TableColumn("measured", "float"),
+        dg.TableColumn("error %", "float"),
     ]
     pool = placement.pool
     metadata: dict[str, Any] = {
@@ -61,15 +70,7 @@ def placement_metadata(
         ),
         "placement/tags": dg.MetadataValue.json(placement.tags),
         "placement/estimate vs actual": dg.MetadataValue.table(
-            records=records,
-            schema=dg.TableSchema(
-                columns=[
-                    dg.TableColumn("quantity", "string"),
-                    dg.TableColumn("estimated", "float"),
-                    dg.TableColumn("measured", "float"),
-                    dg.TableColumn("error %", "float"),
-                ]
-            ),
+            records=records, schema=dg.TableSchema(columns=columns)
         ),
         "placement/flops": dg.MetadataValue.float(estimate.flops),
         "placement/memory GB": dg.MetadataValue.float(round(estimate.memory.gb, 4)),
@@ -77,12 +78,32 @@ def placement_metadata(
     }
     if actual is not None:
         metadata["placement/energy method"] = actual.energy_method
-    pool_runs = [r for r in history if r.pool == pool.name][-PLOT_RUNS:]
+    if measured is not None:
+        metadata["placement/measured seconds"] = dg.MetadataValue.float(round(measured.seconds, 3))
+    metadata["placement/estimated seconds"] = dg.MetadataValue.float(round(estimate.seconds, 3))
+    if before is not None:
+        metadata["placement/estimated seconds before read"] = dg.MetadataValue.float(
+            round(before.estimate.seconds, 3)
+        )
+    kind_runs = [r for r in history if r.pool == pool.name and r.kind == estimate.kind]
+    pool_runs = kind_runs[-PLOT_RUNS:]
     if pool_runs:
         metadata["placement/estimate error over runs"] = dg.MetadataValue.md(
             f"![estimate error over runs](data:image/png;base64,{error_plot_png(pool_runs)})"
         )
     return metadata
+
+
+def _quantities(f, tokens_per_s: float) -> dict[str, float]:
+    """The rows of the estimate-against-actual table, from a footprint and a token rate."""
+    return {
+        "seconds": f.seconds,
+        "tokens/s": tokens_per_s,
+        "usd": f.usd,
+        "kWh (facility)": f.kwh,
+        "kg CO₂e": f.co2_kg,
+        "litres water": f.water_l,
+    }
 
 
 def error_plot_png(records: Sequence[RunRecord]) -> str:

@@ -22,6 +22,7 @@ def placement_for_training(
     objective: str = "money",
     deadline_s: float | None = None,
     budget_usd: float | None = None,
+    pools: Sequence[Any] | None = None,
     **shape: int,
 ) -> Placement:
     """Choose the pool to train a model of ``params`` parameters on ``tokens`` tokens.
@@ -38,6 +39,8 @@ def placement_for_training(
             parameter count.
         inputs: the silos, ``(silo, table)`` or ``(silo, table, columns)`` the training rows
             are read from.
+        pools: the candidate pools (default: every pool of the estate; a site's training
+            passes ``estate.site_pools(region)``).
         shape: ``batch_size``, ``seq_len``, ``n_layer``, ``d_model``, ``n_head``, ``vocab``.
 
     Raises:
@@ -54,7 +57,7 @@ def placement_for_training(
 
     return choose(
         workload,
-        estate,
+        estate if pools is None else list(pools),
         objective=objective,
         deadline_s=deadline_s,
         budget_usd=budget_usd,

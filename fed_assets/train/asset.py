@@ -9,7 +9,6 @@ where its data may not go is refused before a row moves. The asset is tagged
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -23,6 +22,7 @@ from fed_assets.errors import ConfigurationError
 from fed_assets.residency import check_movement
 from fed_assets.train.config import TrainingConfig
 from fed_assets.train.metadata import route_dict
+from fed_assets.train.placing import PlacementGoal, TrainingRequest, measured_training
 from fed_assets.train.render import template_columns
 
 # Resource key of the model IO manager in Definitions built by fed_assets.build_definitions.
@@ -75,6 +75,7 @@ def fine_tuned_model(
     op_tags: Mapping[str, Any] | None = None,
     pool: str | None = TRAINING_POOL,
     compute: str | None = None,
+    goal: PlacementGoal | None = None,
 ) -> dg.AssetsDefinition:
     """A Dagster asset whose value is ``fine_tune(...)`` of ``dataset``.
 
@@ -89,6 +90,7 @@ def fine_tuned_model(
             on the pool the estate chooses (cheapest that fits memory, deadline, budget and the
             inputs' residency), is measured, and records placement, reasons and estimate
             against actual (``fed_assets.train.placing``). ``None``: no placement.
+        goal: the placement's objective, deadline and budget (``PlacementGoal``).
         Other arguments: as ``fed_assets.fine_tune``.
     """
     source = resolve_source(dataset, catalog)
@@ -129,23 +131,24 @@ def fine_tuned_model(
         estate = getattr(context.resources, compute) if compute else None
         placement = None
         if estate is not None:
-            from fed_assets.train.placing import choose_placement
-
-            classes = len(set(table.column(label).to_pylist())) if label else 0
-            placement = choose_placement(
+            request = TrainingRequest(
                 estate,
                 run_config,
-                method=method,
-                rows=table.num_rows,
-                classes=classes,
-                inputs=[
+                method,
+                inputs=tuple(
                     (catalog.silos[s], t, columns if source.is_silo_table else ())
                     for s, t in source.tables
-                ],
+                ),
+                goal=goal,
             )
+            classes = len(set(table.column(label).to_pylist())) if label else 0
+            placement = request.choose(table.num_rows, classes)
             context.log.info(f"training placed on pool {placement.pool.name}: {placement.reasons}")
-        with _placed(estate, placement, name) as run:
-            model = fine_tune(
+        model, run = measured_training(
+            estate,
+            placement,
+            label=name,
+            train=lambda: fine_tune(
                 table,
                 task=task,
                 label=label,
@@ -156,9 +159,8 @@ def fine_tuned_model(
                 method=method,
                 config=run_config,
                 logger=context.log,
-            )
-            if run is not None:
-                run.tokens = model.training["tokens trained"]
+            ),
+        )
         model.lineage = lineage(context, source, table, columns)
         if placement is not None:  # the rows went where the pool is: that move is checked too
             placed = check_reads(source, catalog, columns, placement.pool.region)
@@ -174,18 +176,6 @@ def fine_tuned_model(
         return dg.Output(model, metadata=metadata)
 
     return _model
-
-
-@contextlib.contextmanager
-def _placed(estate, placement, label: str):
-    """The placed run's measurement (``None`` without a placement)."""
-    if placement is None:
-        yield None
-        return
-    from fed_assets.train.placing import placed_run
-
-    with placed_run(estate, placement, label=label) as run:
-        yield run
 
 
 def output_metadata(model, table, routes) -> dict[str, Any]:

@@ -14,7 +14,8 @@ from tests.train.conftest import TINY
 from tests.train.test_asset import FEATURES, run
 
 
-def _pool(name: str, region: str, usd: float) -> ComputePool:
+def cpu_pool(name: str, region: str, usd: float) -> ComputePool:
+    """A CPU pool with round figures, in its own Dagster concurrency pool ``train-<name>``."""
     return ComputePool(
         name=name,
         device="cpu",
@@ -26,13 +27,14 @@ def _pool(name: str, region: str, usd: float) -> ComputePool:
         region=region,
         grid_gco2_per_kwh=300,
         water_l_per_kwh=1.0,
+        concurrency_pool=f"train-{name}",
     )
 
 
-def test_the_model_trains_on_the_cheapest_pool_its_data_may_go_to(banks, tmp_path):
+def test_the_model_trains_on_the_cheapest_pool_its_data_may_go_to(banks, tmp_path, monkeypatch):
     # The US pool is ten times cheaper, but de_bank's rows may only go to de or eu.
     estate = ComputeEstate(
-        pools=[_pool("cpu-us", "us", 0.1), _pool("cpu-de", "de", 1.0)],
+        pools=[cpu_pool("cpu-us", "us", 0.1), cpu_pool("cpu-de", "de", 1.0)],
         detect_local=False,
         history_path=str(tmp_path / "history.json"),
     )
@@ -50,7 +52,9 @@ def test_the_model_trains_on_the_cheapest_pool_its_data_may_go_to(banks, tmp_pat
         build_definitions(banks, results_base_path=str(tmp_path), assets=[model]),
         dg.Definitions(resources={"compute": estate}),
     )
-    for _ in range(2):  # the second run's estimate is calibrated by the first one's actuals
+    for i in range(2):  # the second run's estimate is calibrated by the first one's actuals
+        # a fresh checkpoint folder each time: a run resumed from a finished one trains nothing
+        monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / f"home{i}"))
         result = run(defs, [dg.AssetKey("de_credit")])
         assert result.success
     (event,) = result.get_asset_materialization_events()
