@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from dagster import InitResourceContext
 from pydantic import Field, PrivateAttr
 from sqlglot import exp
@@ -34,7 +33,13 @@ from fed_assets.silo import (
 from resources.silos._duckdb_types import duckdb_types
 from resources.silos._pool import ConnectionPool
 from resources.silos._postgres_errors import classify, connection_lost
-from resources.silos._postgres_types import arrow_schema, min_max, ndv, untyped_numerics
+from resources.silos._postgres_types import (
+    arrow_schema,
+    cast_numeric,
+    min_max,
+    ndv,
+    untyped_numerics,
+)
 
 if TYPE_CHECKING:
     pass
@@ -550,7 +555,7 @@ class PostgresSilo(SiloResource):
                 continue
             storage = column.storage if isinstance(column, pa.ExtensionArray) else column
             try:
-                columns.append(_cast_numeric(storage, target.type))
+                columns.append(cast_numeric(storage, target.type))
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
                 raise SiloQueryError(
                     f"silo '{self.name}', column '{target.name}'",
@@ -562,18 +567,6 @@ class PostgresSilo(SiloResource):
 
     def _scrub(self, text: str) -> str:
         return text.replace(self.password, "***") if self.password else text
-
-
-def _cast_numeric(values: pa.Array, kind: pa.DataType) -> pa.Array:
-    """``values`` as ``kind``; a numeric's text with more digits than a decimal ``kind`` keeps
-    (a typed aggregate's) is rounded to its scale."""
-    try:
-        return pc.cast(values, kind)
-    except pa.ArrowInvalid:
-        if not pa.types.is_decimal(kind) or not pa.types.is_string(values.type):
-            raise
-        wide = pc.cast(values, pa.decimal128(38, min(kind.scale + 8, 38)))
-        return pc.cast(pc.round(wide, kind.scale), kind, safe=False)
 
 
 def _ms(seconds: float) -> int:
