@@ -62,6 +62,8 @@ PEER_PACKAGES = (
 PEER_EXTENSIONS = ("postgres_scanner", "sqlite_scanner")
 # Bump when the layout or loading of cached files changes, so stale caches are rebuilt.
 CACHE_FORMAT = 1
+# The SQLite file's own format: 2 declares 32-bit integers INT (read back as int32, as in Parquet).
+SQLITE_FORMAT = 2
 
 
 def sf_label(sf: float) -> str:
@@ -150,7 +152,8 @@ def build_duckdb(tables: Path, path: Path, names: list[str]) -> float | None:
     ]
     script = (
         "import duckdb, json, sys\n"
-        "con = duckdb.connect(sys.argv[1], config={'enable_progress_bar': False})\n"
+        "con = duckdb.connect(sys.argv[1])\n"
+        "con.execute('SET enable_progress_bar = false')\n"
         "for sql in json.loads(sys.argv[2]):\n"
         "    con.execute(sql)\n"
         "con.execute('CHECKPOINT')\n"
@@ -175,7 +178,10 @@ def parquet_views(tables: Path) -> list[str]:
 def build_sqlite(tables: Path, path: Path, names: list[str]) -> float | None:
     """``names`` as tables of one SQLite file with keys and indexes (cached); seconds or None."""
     marker = path.with_suffix(".complete")
-    if marker.exists() and json.loads(marker.read_text()).get("tables") == names:
+    if marker.exists() and json.loads(marker.read_text()) == {
+        "format": SQLITE_FORMAT,
+        "tables": names,
+    }:
         return None
     path.unlink(missing_ok=True)
     started = time.perf_counter()
@@ -197,7 +203,7 @@ def build_sqlite(tables: Path, path: Path, names: list[str]) -> float | None:
         con.commit()
     finally:
         con.close()
-    marker.write_text(json.dumps({"format": CACHE_FORMAT, "tables": names}))
+    marker.write_text(json.dumps({"format": SQLITE_FORMAT, "tables": names}))
     return time.perf_counter() - started
 
 
@@ -273,6 +279,8 @@ def _pg_type(kind: pa.DataType) -> str:
 
 
 def _sqlite_type(kind: pa.DataType) -> str:
+    if pa.types.is_int32(kind):
+        return "INT"
     if pa.types.is_integer(kind):
         return "INTEGER"
     if pa.types.is_decimal(kind):

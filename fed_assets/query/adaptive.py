@@ -7,6 +7,12 @@ with its real distinct keys in hand, sends them into the target only when that s
 - fewer than the target's expected rows over ``SEMIJOIN_MIN_RATIO`` (the planner's own test, now
   on actual keys: a "small" side that turned out as big as the target filters almost nothing).
 
+A residual query that joins ``MATERIALISE_MIN_INPUTS`` fragments or more gets them as DuckDB
+tables, not registered Arrow scans, when together they hold at most ``MATERIALISE_MAX_ROWS``
+(``materialise``): DuckDB knows an Arrow scan's row count but none of its column statistics, and
+without distinct counts its join order can build a huge intermediate (TPC-H Q05 over Arrow inputs
+made 18 M rows where tables took 0.13 s); copying the inputs costs about 40 ms a million rows.
+
 A query that one silo ran whole leaves a residual that only copies that fragment
 (``SELECT a, b FROM __f0``): its rows are the answer as they are (``pass_through``), with no
 embedded-engine round trip.
@@ -26,6 +32,13 @@ from sqlglot import exp
 
 from fed_assets.query.model import Plan, SemiJoin
 from fed_assets.query.rules.choose_semi_joins import SEMIJOIN_MAX_KEYS, SEMIJOIN_MIN_RATIO
+
+# Inputs from which on the residual's join order depends on their sizes: with two, DuckDB builds
+# on the smaller side from row counts alone.
+MATERIALISE_MIN_INPUTS = 3
+# Rows of all inputs together up to which copying them into tables costs less than a poor join
+# order risks (about 0.4 s of copying on 2 cores at this size).
+MATERIALISE_MAX_ROWS = 10_000_000
 
 
 def semi_join_keys(
@@ -81,3 +94,20 @@ def pass_through(plan: Plan, tables: Mapping[str, pa.Table]) -> pa.Table | None:
             return None
         names.append(column.name)
     return table if names == table.column_names else None
+
+
+def materialise(tables: Mapping[str, pa.Table]) -> tuple[bool, str | None]:
+    """Whether the residual should copy its inputs into DuckDB tables first, and the line that
+    says so (None when there is nothing to decide: fewer inputs than ``MATERIALISE_MIN_INPUTS``)."""
+    if len(tables) < MATERIALISE_MIN_INPUTS:
+        return False, None
+    rows = sum(t.num_rows for t in tables.values())
+    if rows > MATERIALISE_MAX_ROWS:
+        return False, (
+            f"residual: {len(tables)} inputs, {rows:,} rows > {MATERIALISE_MAX_ROWS:,}: joined "
+            "as Arrow scans (copying them would cost more than the join order risks)"
+        )
+    return True, (
+        f"residual: {len(tables)} inputs, {rows:,} rows, copied into DuckDB tables so that the "
+        "join order sees their column statistics"
+    )

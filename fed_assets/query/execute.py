@@ -26,7 +26,7 @@ import pyarrow as pa
 from fed_assets import engine as fed_engine
 from fed_assets.errors import FedAssetsError, SiloTimeoutError, SiloUnreachableError
 from fed_assets.keyed import keyed_sql, keys_tables
-from fed_assets.query.adaptive import pass_through, semi_join_keys
+from fed_assets.query.adaptive import materialise, pass_through, semi_join_keys
 from fed_assets.query.model import FragmentPlan, FragmentRun, Plan, QueryResult, SemiJoin
 from fed_assets.residency import Route
 from fed_assets.silo import DEFAULT_TIMEOUT_S, SiloResource, time_bound
@@ -82,7 +82,12 @@ def execute(
         table = passed  # the residual would only copy the one fragment's rows
     else:
         left = query_timeout_s - (time.perf_counter() - started)
-        table = _run_residual(plan, tables, memory_limit=memory_limit, seconds=left)
+        copy, decided = materialise(tables)
+        if decided:
+            decisions.append(decided)
+        table = _run_residual(
+            plan, tables, memory_limit=memory_limit, seconds=left, materialise=copy
+        )
     done = time.perf_counter()
     return QueryResult(
         table=table,
@@ -344,17 +349,34 @@ def _with_retries(silo: SiloResource, read: Callable[[], pa.Table]) -> tuple[pa.
 
 
 def _run_residual(
-    plan: Plan, tables: Mapping[str, pa.Table], *, memory_limit: str, seconds: float
+    plan: Plan,
+    tables: Mapping[str, pa.Table],
+    *,
+    memory_limit: str,
+    seconds: float,
+    materialise: bool = False,
 ) -> pa.Table:
     """The residual query over the fragments' results; interrupted after ``seconds`` (what is
-    left of the query's bound)."""
+    left of the query's bound).
+
+    Args:
+        materialise: copy the inputs into (the cursor's temporary) DuckDB tables first, so the
+            join order sees their statistics; else they are registered Arrow scans.
+    """
     con = fed_engine.cursor("residual", memory_limit=memory_limit)
     timer = threading.Timer(max(seconds, 0.0), con.interrupt)
     timer.daemon = True
     try:
-        for fragment_id, table in tables.items():
-            con.register(fragment_id, table)
         timer.start()
+        for fragment_id, table in tables.items():
+            if materialise:
+                con.register(f"{fragment_id}__arrow", table)
+                con.execute(
+                    f'CREATE TEMP TABLE "{fragment_id}" AS SELECT * FROM "{fragment_id}__arrow"'
+                )
+                con.unregister(f"{fragment_id}__arrow")
+            else:
+                con.register(fragment_id, table)
         return con.sql(plan.residual).to_arrow_table()
     except duckdb.InterruptException:
         raise SiloTimeoutError(

@@ -32,6 +32,18 @@ def arrow_schema(driver_schema: pa.Schema) -> pa.Schema:
     return pa.schema(fields)
 
 
+def untyped_numerics(driver_schema: pa.Schema) -> list[int]:
+    """Positions of the ``numeric`` columns without a precision (``SUM(numeric)``, ``AVG``):
+    ``arrow_schema`` reads them as doubles, having nothing better."""
+    return [
+        i
+        for i, field in enumerate(driver_schema)
+        if isinstance(field.type, pa.OpaqueType)
+        and field.type.type_name == "numeric"
+        and pa.types.is_floating(_numeric_type(field))
+    ]
+
+
 def _without_metadata(kind: pa.DataType) -> pa.DataType:
     """``kind`` with the driver's field metadata removed from nested fields too."""
     if pa.types.is_list(kind) or pa.types.is_large_list(kind):

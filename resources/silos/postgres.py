@@ -30,9 +30,10 @@ from fed_assets.silo import (
     TableVersion,
     stream,
 )
+from resources.silos._duckdb_types import duckdb_types
 from resources.silos._pool import ConnectionPool
 from resources.silos._postgres_errors import classify, connection_lost
-from resources.silos._postgres_types import arrow_schema, min_max, ndv
+from resources.silos._postgres_types import arrow_schema, min_max, ndv, untyped_numerics
 
 if TYPE_CHECKING:
     pass
@@ -312,6 +313,9 @@ class PostgresSilo(SiloResource):
         except BaseException:
             unregister()
             raise
+        loose = untyped_numerics(reader.schema)
+        if loose:
+            schema = self._typed_numerics(sql, schema, loose)
         drained = False
 
         def batches() -> Iterator[pa.RecordBatch]:
@@ -469,6 +473,26 @@ class PostgresSilo(SiloResource):
             detail=f"md5 of all {row['n']} rows: a foreign table has no change counters",
         )
 
+    def _typed_numerics(self, sql: str, schema: pa.Schema, loose: list[int]) -> pa.Schema:
+        """``schema`` with the precision-less numerics at ``loose`` typed as DuckDB types the
+        same query over the tables' schemas (``SUM`` of a ``numeric(15,2)`` as
+        ``decimal128(38, 2)``), where DuckDB gives a decimal."""
+
+        def schema_of(table: str) -> pa.Schema | None:
+            try:
+                return self.cached_schema(table)
+            except FedAssetsError:
+                return None
+
+        types = duckdb_types(sql, self.dialect, schema_of)
+        if types is None or len(types) != len(schema):
+            return schema
+        fields = list(schema)
+        for i in loose:
+            if pa.types.is_decimal(types[i]):
+                fields[i] = pa.field(fields[i].name, types[i], nullable=fields[i].nullable)
+        return pa.schema(fields)
+
     def _convert(self, batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
         """Cast driver-specific columns (opaque ``numeric``) to the types of ``schema``."""
         columns = []
@@ -478,7 +502,7 @@ class PostgresSilo(SiloResource):
                 continue
             storage = column.storage if isinstance(column, pa.ExtensionArray) else column
             try:
-                columns.append(pc.cast(storage, target.type))
+                columns.append(_cast_numeric(storage, target.type))
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
                 raise SiloQueryError(
                     f"silo '{self.name}', column '{target.name}'",
@@ -490,6 +514,18 @@ class PostgresSilo(SiloResource):
 
     def _scrub(self, text: str) -> str:
         return text.replace(self.password, "***") if self.password else text
+
+
+def _cast_numeric(values: pa.Array, kind: pa.DataType) -> pa.Array:
+    """``values`` as ``kind``; a numeric's text with more digits than a decimal ``kind`` keeps
+    (a typed aggregate's) is rounded to its scale."""
+    try:
+        return pc.cast(values, kind)
+    except pa.ArrowInvalid:
+        if not pa.types.is_decimal(kind) or not pa.types.is_string(values.type):
+            raise
+        wide = pc.cast(values, pa.decimal128(38, min(kind.scale + 8, 38)))
+        return pc.cast(pc.round(wide, kind.scale), kind, safe=False)
 
 
 def _ms(seconds: float) -> int:

@@ -38,11 +38,22 @@ from fed_assets.silo import (
     stream,
 )
 from fed_assets.types import arrow_type
+from resources.silos._duckdb_types import duckdb_types
 
 # SQLite's file change counter: a big-endian u32 at byte 24 of the header, bumped on every commit
 # in rollback-journal mode. In WAL mode commits bump iChange, a u32 at byte 8 of the -shm file.
 _CHANGE_COUNTER = 24
 _SHM_ICHANGE = 8
+# Declared names that say a narrower integer than SQLite's 64-bit storage; INTEGER and every
+# other name with INT affinity read as 64-bit.
+_NARROW_INTS = {
+    "TINYINT": pa.int8(),
+    "INT2": pa.int16(),
+    "SMALLINT": pa.int16(),
+    "INT": pa.int32(),
+    "INT4": pa.int32(),
+    "MEDIUMINT": pa.int32(),
+}
 
 
 class SQLiteSilo(SiloResource):
@@ -95,7 +106,9 @@ class SQLiteSilo(SiloResource):
 
     def schema(self, table: str) -> pa.Schema:
         table = self.require_table(table)
-        return pa.schema([pa.field(c, _sqlite_arrow(t)) for c, t in self._declared(table).items()])
+        return pa.schema(
+            [pa.field(c, _declared_arrow(t)) for c, t in self._declared(table).items()]
+        )
 
     def stats(self, table: str) -> TableStats:
         table = self.require_table(table)
@@ -193,7 +206,15 @@ class SQLiteSilo(SiloResource):
         return stream(schema, batches(), on_error=self.wrap_error, close=close)
 
     def _result_types(self, sql: str) -> list[pa.DataType | None] | None:
-        """Arrow types of the query's output columns, from declared types via sqlglot."""
+        """Arrow types of the query's output columns: those DuckDB gives the query over the
+        declared schemas (so a decimal sum stays a decimal), else sqlglot's from the declared
+        types."""
+        names = set(self.tables())
+        typed_by_duckdb = duckdb_types(
+            sql, "sqlite", lambda t: self.cached_schema(t) if t in names else None
+        )
+        if typed_by_duckdb is not None:
+            return list(typed_by_duckdb)
         try:
             tree = sqlglot.parse_one(sql, read="sqlite")
             schema = {
@@ -237,15 +258,37 @@ def _sqlite_arrow(sql_type: str | exp.DataType) -> pa.DataType:
     return dtype
 
 
+def _declared_arrow(declared: str) -> pa.DataType:
+    """A column's Arrow type from its declared type: decimals and narrow integers as declared
+    (what the same table gives in DuckDB or Parquet), the rest by affinity."""
+    narrow = _NARROW_INTS.get(declared.strip().upper())
+    if narrow is not None:
+        return narrow
+    dtype = arrow_type(declared, dialect="sqlite")
+    return dtype if pa.types.is_decimal(dtype) else _sqlite_arrow(declared)
+
+
 def _to_batch(rows: list[tuple], schema: pa.Schema) -> pa.RecordBatch:
-    """Rows from sqlite3 → an Arrow batch of ``schema`` (text timestamps and 0/1 booleans cast)."""
+    """Rows from sqlite3 → an Arrow batch of ``schema`` (text timestamps, 0/1 booleans and
+    decimals stored as REAL cast)."""
     columns = []
     for i, field in enumerate(schema):
         values = [r[i] for r in rows]
         try:
+            if pa.types.is_decimal(field.type):  # SQLite stores them as REAL (or INTEGER)
+                columns.append(pc.cast(pa.array(values, pa.float64()), field.type))
+                continue
             columns.append(pa.array(values, field.type))
         except (pa.ArrowInvalid, pa.ArrowTypeError):
-            columns.append(pc.cast(pa.array(values), field.type))
+            try:
+                columns.append(pc.cast(pa.array(values), field.type))
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as err:
+                raise SiloQueryError(
+                    f"column '{field.name}'",
+                    f"a value does not fit the declared type's {field.type} ({err})",
+                    "declare the column with a wider type (INTEGER, REAL, TEXT) or CAST it in "
+                    "the query",
+                ) from None
     return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 

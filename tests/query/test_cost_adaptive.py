@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from fed_assets.query import plan, query
+from fed_assets.query import adaptive, plan, query
 from fed_assets.query.adaptive import pass_through, semi_join_keys
 from fed_assets.query.model import SemiJoin
 from tests.query.compare import assert_same
@@ -51,3 +51,55 @@ def test_a_query_one_silo_ran_whole_skips_the_embedded_engine(shop):
         "SELECT c.id FROM crm.customers AS c JOIN lake.orders AS o ON o.customer_id = c.id", silos
     )
     assert pass_through(across, {f.id: table for f in across.fragments}) is None
+
+
+THREE_SILOS = (
+    "SELECT r.country_name, COUNT(*) AS n, SUM(o.total) AS total FROM ref.countries AS r "
+    "JOIN crm.customers AS c ON c.country = r.code "
+    "JOIN lake.orders AS o ON o.customer_id = c.id GROUP BY r.country_name"
+)
+
+
+def test_a_residual_joining_three_inputs_gets_them_as_tables(shop, monkeypatch):
+    """Three fragments' results are copied into DuckDB tables (their statistics then order the
+    joins); past the row limit they stay Arrow scans. Both give the co-located answer."""
+    silos, colocated = shop
+    expected = colocated.sql(THREE_SILOS).to_arrow_table()
+    result = query(THREE_SILOS, silos)
+    assert_same(result.table, expected, THREE_SILOS)
+    rows = sum(f.rows for f in result.fragments)
+    assert f"residual: 3 inputs, {rows:,} rows, copied into DuckDB tables" in "\n".join(
+        result.decisions
+    )
+    assert "copied into DuckDB tables" in result.explain()
+    monkeypatch.setattr(adaptive, "MATERIALISE_MAX_ROWS", rows - 1)
+    scanned = query(THREE_SILOS, silos)
+    assert_same(scanned.table, expected, THREE_SILOS)
+    assert any("joined as Arrow scans" in d for d in scanned.decisions)
+
+
+def test_two_inputs_are_not_materialised():
+    copy, decided = adaptive.materialise(
+        {"__f0": pa.table({"a": [1]}), "__f1": pa.table({"a": [1]})}
+    )
+    assert (copy, decided) == (False, None)
+
+
+def test_a_source_filtered_by_having_gets_its_semi_join_and_the_run_decides(shop, monkeypatch):
+    """A HAVING's estimate has no statistic behind it (TPC-H Q18: 2 M estimated, 57 actual): its
+    fragment is planned as a key source even when the estimate says too many keys."""
+    from fed_assets.query.rules import choose_semi_joins
+
+    silos, colocated = shop
+    sql = (
+        "SELECT o.order_id, o.total FROM lake.orders AS o WHERE o.customer_id IN "
+        "(SELECT id FROM crm.customers GROUP BY id HAVING COUNT(*) >= 1)"
+    )
+    monkeypatch.setattr(choose_semi_joins, "SEMIJOIN_MAX_KEYS", 5)  # the estimate is above it
+    planned = plan(sql, silos)
+    (sj,) = planned.semi_joins
+    assert planned.fragment(sj.source).silo == "crm" and sj.source_rows == 5
+    result = query(sql, silos)
+    assert_same(result.table, colocated.sql(sql).to_arrow_table(), sql)
+    customers = colocated.sql("SELECT count(*) FROM crm.customers").fetchall()[0][0]
+    assert any(f"sent {customers} keys (planned for about 5)" in d for d in result.decisions)

@@ -7,8 +7,9 @@ pushed in. Then, top down:
    itself, and that the silo's dialect and capabilities can express, becomes one fragment —
    aggregates, ORDER BY and LIMIT go with it;
 2. otherwise each source is cut on its own (recursing into derived tables and subqueries), and
-   sources of the same silo that join each other (inner joins, or left joins whose preserved side
-   is in the group) merge into one fragment with their join conditions.
+   sources of the same silo that join each other on an equality (inner joins, or left joins
+   whose preserved side is in the group) merge into one fragment with their join conditions;
+   an OR or inequality across two groups stays above them (it would cross their rows).
 
 What remains is the residual query over placeholders ``__f0``, ``__f1``, ... that the embedded
 engine runs over the fragments' Arrow results.
@@ -211,6 +212,17 @@ def _movable(cond: exp.Expression, members: set[str], silo: str, context: PlanCo
     )
 
 
+def _equi_join(cond: exp.Expression) -> bool:
+    """Whether ``cond`` equates expressions of two different sources: only such a condition
+    joins two same-silo groups into one fragment. An OR across them (TPC-H Q07's nation pair)
+    or an inequality would make the silo return their filtered cross product (4.8 M rows where
+    the two sides hold 800 and 12,000), so it is evaluated above, over the two fragments."""
+    if not isinstance(cond, exp.EQ):
+        return False
+    left, right = refs(cond.left), refs(cond.right)
+    return len(left) == 1 and len(right) == 1 and left != right
+
+
 def _expands(cond: exp.Expression, sources, context: PlanContext) -> bool:
     """An equi-join between two fragments that statistics say multiplies rows."""
     if not (
@@ -256,7 +268,12 @@ def _merge_components(select: exp.Select, context: PlanContext) -> None:
     inner_aliases = [a for a in silo_of if a not in left_members]
     for cond in inner_conditions:
         used = refs(cond)
-        if len(used) >= 2 and used <= set(inner_aliases) and not cond.find(exp.Table):
+        if (
+            len(used) >= 2
+            and used <= set(inner_aliases)
+            and not cond.find(exp.Table)
+            and _equi_join(cond)
+        ):
             silos = {silo_of[r] for r in used}
             if len(silos) == 1 and not _expands(cond, sources, context):
                 first, *rest = sorted(used)
