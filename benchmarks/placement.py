@@ -139,11 +139,23 @@ def run_grid(history: History, shapes, steps_grid, *, repeats: int = REPEATS):
     return out
 
 
+def _recorded(history: History):
+    """(workload, record) pairs rebuilt from a kept history: the models are rebuilt (no
+    training) for their parameter counts."""
+    out = []
+    for record in history.records():
+        n_layer, d_model = (int(p[1:]) for p in record.label.split())
+        model, config = gpt2(n_layer, d_model)
+        out.append((workload_of(model, config, record.tokens), record))
+    return out
+
+
 def rows_for(runs, calibration, clock):
-    """Table rows: the estimate under ``calibration`` (``None``: the prior) against ``clock``."""
-    pool = local_pool()
+    """Table rows: the estimate under ``calibration`` (``None``: the prior) against ``clock``,
+    at the peak FLOP/s each run was estimated with."""
     rows = []
     for workload, record in runs:
+        pool = local_pool().model_copy(update={"peak_flops": {"fp32": record.peak_flops}})
         if calibration is None:
             estimate = estimate_training(workload, pool)
         else:
@@ -198,7 +210,7 @@ def print_held_out(name: str, before, blind, after) -> bool:
     return all(abs(a["error"]) <= GOAL for a in after)
 
 
-def training_case(quick: bool) -> dict[str, bool]:
+def training_case(quick: bool, keep: str | None = None, report: bool = False) -> dict[str, bool]:
     import torch
 
     # One compute thread: on a shared 2-core machine two threads spin at every barrier while
@@ -212,14 +224,19 @@ def training_case(quick: bool) -> dict[str, bool]:
     print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     steps = QUICK_STEPS if quick else STEPS
     results = {}
-    with tempfile.TemporaryDirectory() as folder:
-        history = History(Path(folder) / "history.json")
-        seen, unseen = run_interleaved(
-            [history, History(Path(folder) / "held_out.json")],
-            [CALIBRATE_ON, HELD_OUT],
-            steps,
-            repeats=1 if quick else REPEATS,
-        )
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(keep or scratch)
+        history = History(folder / "history.json")
+        held_out = History(folder / "held_out.json")
+        if report:  # the tables from the runs a --keep run recorded (as far as it got)
+            seen, unseen = _recorded(history), _recorded(held_out)
+        else:
+            seen, unseen = run_interleaved(
+                [history, held_out],
+                [CALIBRATE_ON, HELD_OUT],
+                steps,
+                repeats=1 if quick else REPEATS,
+            )
         for clock in ("cpu", "wall"):
             fitted = calibrate(history.records(), pool.name, clock=clock)
             name = "CPU time ÷ threads" if clock == "cpu" else "wall time"
@@ -243,7 +260,7 @@ def training_case(quick: bool) -> dict[str, bool]:
                 f"{worst:.0%} (goal ±{GOAL:.0%}): {'MET' if met else 'MISSED'}"
             )
             results[f"training estimate within ±25 % after calibration ({name})"] = met
-            if clock == "wall" and FINE_TUNE and not quick:
+            if clock == "wall" and FINE_TUNE and not (quick or report):
                 fine_tune_case(fitted)
     print(f"load average at end: {os.getloadavg()[0]:.1f}")
     return results
@@ -362,12 +379,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="two token counts per size")
     parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument("--skip-query", action="store_true")
+    parser.add_argument(
+        "--keep", metavar="DIR", help="keep the run records in DIR (each as it is measured)"
+    )
+    parser.add_argument(
+        "--report", action="store_true", help="print the tables from --keep DIR; train nothing"
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     results = {}
     if not args.skip_training:
-        results.update(training_case(args.quick))
-    results["chosen engine region moves fewer bytes"] = query_case(args.quick)
+        results.update(training_case(args.quick, args.keep, args.report))
+    if not args.skip_query:
+        results["chosen engine region moves fewer bytes"] = query_case(args.quick)
     print(f"\ngoals ({time.perf_counter() - started:.0f} s):")
     for goal, met in results.items():
         print(f"- {goal}: {'met' if met else 'missed'}")
