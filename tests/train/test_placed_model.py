@@ -31,14 +31,9 @@ def cpu_pool(name: str, region: str, usd: float) -> ComputePool:
     )
 
 
-def test_the_model_trains_on_the_cheapest_pool_its_data_may_go_to(banks, tmp_path, monkeypatch):
-    # The US pool is ten times cheaper, but de_bank's rows may only go to de or eu.
-    estate = ComputeEstate(
-        pools=[cpu_pool("cpu-us", "us", 0.1), cpu_pool("cpu-de", "de", 1.0)],
-        detect_local=False,
-        history_path=str(tmp_path / "history.json"),
-    )
-    model = fine_tuned_model(
+def _de_credit(banks, **kwargs):
+    """A credit model on de_bank.loans placed by the ``compute`` resource."""
+    return fine_tuned_model(
         "de_credit",
         dataset="de_bank.loans",
         task="sequence_classification",
@@ -47,7 +42,18 @@ def test_the_model_trains_on_the_cheapest_pool_its_data_may_go_to(banks, tmp_pat
         catalog=banks,
         config=TINY,
         compute="compute",
+        **kwargs,
     )
+
+
+def test_the_model_trains_on_the_cheapest_pool_its_data_may_go_to(banks, tmp_path, monkeypatch):
+    # The US pool is ten times cheaper, but de_bank's rows may only go to de or eu.
+    estate = ComputeEstate(
+        pools=[cpu_pool("cpu-us", "us", 0.1), cpu_pool("cpu-de", "de", 1.0)],
+        detect_local=False,
+        history_path=str(tmp_path / "history.json"),
+    )
+    model = _de_credit(banks)
     defs = dg.Definitions.merge(
         build_definitions(banks, results_base_path=str(tmp_path), assets=[model]),
         dg.Definitions(resources={"compute": estate}),
@@ -97,17 +103,8 @@ def test_a_refused_model_reads_no_row(banks, tmp_path, monkeypatch):
         DuckDBSilo, "scan", lambda self, sql, *a, **k: scans.append(sql) or original(self, sql)
     )
     estate = ComputeEstate(pools=[cpu_pool("cpu-de", "de", 1.0)], detect_local=False)
-    model = fine_tuned_model(
-        "de_credit",
-        dataset="de_bank.loans",
-        task="sequence_classification",
-        label="label",
-        features=FEATURES,
-        catalog=banks,
-        config=TINY,
-        compute="compute",
-        goal=PlacementGoal(budget_usd=1e-9),  # no pool trains for a billionth of a dollar
-    )
+    # no pool trains for a billionth of a dollar
+    model = _de_credit(banks, goal=PlacementGoal(budget_usd=1e-9))
     defs = dg.Definitions.merge(
         build_definitions(banks, results_base_path=str(tmp_path), assets=[model]),
         dg.Definitions(resources={"compute": estate}),
