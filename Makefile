@@ -8,6 +8,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 TOOLS_STAMP := .venv-tools/.installed-stamp
 PYTEST_ARGS ?=
+# Two pytest workers (pytest-xdist), one test file each at a time: much of the suite waits on
+# servers and subprocesses, so two workers finish sooner even on two cores. PYTEST_WORKERS=0 runs
+# the suite in one process.
+PYTEST_WORKERS ?= 2
 PGBIN ?= /usr/lib/postgresql/15/bin
 CHROMIUM ?= chromium
 
@@ -59,7 +63,7 @@ ifneq ($(MISSING_SYSTEM),)
 endif
 
 test: system install tools
-	$(BIN)/python -m tests.servers run -- $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m tests.servers run -- $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint:
 	$(BIN)/ruff check .
