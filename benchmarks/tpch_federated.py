@@ -374,6 +374,8 @@ def main() -> None:
                 "queries": raw(rows),
             }
             (data.OUT / f"tpch_sf{label}_{name}_plans.md").write_text(render_plans(rows))
+            # Written after every layout: a run cut short keeps the layouts it finished.
+            _write(label, args.repeats, per_layout, setup, sections, dump)
             for silo in silos.values():
                 close = getattr(silo, "close", None)
                 if callable(close):
@@ -381,19 +383,24 @@ def main() -> None:
     finally:
         server.stop()
 
+    print(_write(label, args.repeats, per_layout, setup, sections, dump))
+
+
+def _write(label, repeats, per_layout, setup, sections, dump) -> str:
+    """The Markdown report and the JSON of the layouts done so far, to ``benchmarks/out/``."""
     summary = render_summary(
         per_layout,
         title=(
             f"## TPC-H SF{label}, {len(per_layout)} layouts; first (cold) run, then best of "
-            f"{args.repeats}; co-located = DuckDB {duckdb.__version__} over the same Parquet, "
+            f"{repeats}; co-located = DuckDB {duckdb.__version__} over the same Parquet, "
             f"peer = DuckDB 1.5.5 ATTACH"
         ),
     )
     report = "\n".join([summary, *setup, "", *sections])
-    print(report)
     data.OUT.mkdir(parents=True, exist_ok=True)
     (data.OUT / f"tpch_sf{label}.md").write_text(report)
     (data.OUT / f"tpch_sf{label}.json").write_text(json.dumps(dump, indent=1, default=str))
+    return report
 
 
 def make_silos(

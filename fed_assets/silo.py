@@ -349,6 +349,11 @@ class SiloResource(ConfigurableResource):
             "ask capabilities.supports('temp_tables') before shipping",
         )
 
+    def execution_seconds(self, sql: str) -> float | None:
+        """The silo's own estimate of the seconds it needs to run ``sql`` (nothing runs), or
+        None when it cannot tell: how the planner prices work it would push whole."""
+        return None
+
     def time_bound(self) -> float:
         """Seconds the current query in this thread may run: the lower of the silo's
         ``statement_timeout_s`` and the caller's ``time_bound`` (``DEFAULT_TIMEOUT_S`` when neither)."""

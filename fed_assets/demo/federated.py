@@ -1,8 +1,10 @@
 """The demo's federated query assets: training sets for the credit and AML models, read in place.
 
 Each asset's embedded engine runs in the region the compute estate chooses for it
-(``choose_engine_region``: allowed by every input's policy, moving the fewest dollars and bytes);
-without an estate, in the UK (``DEMO_ENGINE_REGION``). Customer attributes may move to the EU or
+(``choose_engine_region``: allowed by every input's policy, moving the fewest dollars and bytes):
+when the code loads (from the catalog snapshot, to check the query there) and again at each run,
+from the ``compute`` resource's figures, which also price the planner's routes; without an
+estate, in the UK (``DEMO_ENGINE_REGION``). Customer attributes may move to the EU or
 UK from the EU core-banking silo, its PII columns may not (the silo's policy), and the compliance
 store allows EU and UK only.
 """
@@ -19,6 +21,8 @@ from fed_assets.query.asset import federated_asset
 
 # Where the credit-risk and financial-crime teams' compute runs: London.
 DEMO_ENGINE_REGION = "uk"
+# The compute estate's resource key (fed_assets/demo/definitions.py).
+COMPUTE_KEY = "compute"
 
 CREDIT_FEATURES_SQL = """
 WITH payments AS (
@@ -92,12 +96,14 @@ def federated_demo_assets(catalog: Catalog, estate=None) -> list[dg.AssetsDefini
         except SiloUnreachableError as err:  # never snapshotted and down: placed at run time
             return {
                 "engine_region": DEMO_ENGINE_REGION,
-                "metadata": {"placement/engine region": f"default, not chosen: {err}"},
+                "compute": COMPUTE_KEY,
+                "metadata": {"placement/engine region at load": f"default, not chosen: {err}"},
             }
         reasons = "\n".join(f"- {r}" for r in chosen.reasons)
         return {
             "engine_region": chosen.region,
-            "metadata": {"placement/engine region": dg.MetadataValue.md(reasons)},
+            "compute": COMPUTE_KEY,
+            "metadata": {"placement/engine region at load": dg.MetadataValue.md(reasons)},
         }
 
     return [

@@ -10,6 +10,7 @@ import dagster as dg
 import pyarrow as pa
 
 from fed_assets.catalog import Catalog
+from fed_assets.demo.federated import COMPUTE_KEY
 from fed_assets.train.asset import fine_tuned_model
 from fed_assets.train.config import TrainingConfig
 from fed_assets.train.federated_asset import federated_model
@@ -32,10 +33,9 @@ CREDIT_FEATURES = ["annual_income", "returned_share", "max_debt_to_income"]
 SAR_FEATURES = ["narrative", "near_threshold_deposits", "high_risk_payments", "high_risk_amount"]
 REGIONAL_BOOKS = {"de_loans": "loan_book", "fr_loans": "loan_book", "es_loans": "loan_book"}
 LOAN_FEATURES = ["income", "debt_to_income", "late_payments", "term_months", "purpose"]
-# The compute estate's resource key (fed_assets/demo/definitions.py): every model trains on the
-# pool it chooses (per-silo partitions and federated sites within their own silo's residency)
-# and records placement, reasons and estimate against actual.
-COMPUTE_KEY = "compute"
+# COMPUTE_KEY, the compute estate's resource key: every model trains on the pool it chooses
+# (per-silo partitions and federated sites within their own silo's residency) and records
+# placement, reasons and estimate against actual.
 # Where the federated credit model's weights are averaged: the bank's EU model hub.
 AGGREGATOR_REGION = "eu"
 

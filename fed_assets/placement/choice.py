@@ -140,7 +140,7 @@ def choose(
     for pool in pools:
         fitted = _utilisation_for(pool, utilisation)
         share, overhead = (
-            (fitted.utilisation, fitted.step_overhead_s)
+            (fitted.utilisation_at(workload.d_model), fitted.step_overhead_s)
             if isinstance(fitted, Calibration)
             else (fitted, 0.0)
         )

@@ -180,3 +180,46 @@ def _silos_and_stand_ins(silos):
     return dict(silos.silos), lambda priced: {
         name: SnapshotSilo(silo, snapshot.get(name)) for name, silo in priced.items()
     }
+
+
+def engine_at_run_time(
+    sql: str,
+    silos: Mapping[str, SiloResource],
+    estate: ComputeEstate,
+    *,
+    policy: Mapping[str, SiloPolicy | TablePolicy] | None = None,
+) -> tuple[EnginePlacement, dict[str, SiloResource]]:
+    """A federated asset's run: the engine region chosen from the estate's figures now, and the
+    live silos priced for that region (``estate.priced_silos``), so the planner's cost model
+    prices every route from the same configuration the region was chosen by."""
+    placed = choose_engine_region(sql, silos, estate, policy=policy)
+    return placed, estate.priced_silos(silos, placed.region)
+
+
+def engine_metadata(
+    placed: EnginePlacement, priced: Mapping[str, SiloResource]
+) -> dict[str, object]:
+    """What a federated run records of its engine placement: the region, why, and the price and
+    throughput of each silo's route to it that the cost model used."""
+    import dagster as dg
+
+    from fed_assets import metadata as md
+    from fed_assets.query.cost import DEFAULT_MB_PER_S, KIND_MB_PER_S
+
+    return {
+        "placement/engine region": placed.region,
+        "placement/engine reasons": dg.MetadataValue.md(
+            "\n".join(f"- {r}" for r in placed.reasons)
+        ),
+        "placement/link prices": md.table(
+            [
+                {
+                    "silo": name,
+                    "route": f"{silo.region} → {placed.region}",
+                    "usd per GB": 0.0 if silo.region == placed.region else silo.egress_usd_per_gb,
+                    "MB/s": silo.scan_mb_per_s or KIND_MB_PER_S.get(silo.kind, DEFAULT_MB_PER_S),
+                }
+                for name, silo in sorted(priced.items())
+            ]
+        ),
+    }

@@ -173,6 +173,8 @@ class RunEstimate:
         step_overhead_s: fixed seconds per step assumed on top of the FLOPs (Python, kernel
             launches, the optimiser's memory-bound update), from calibration; 0 before.
         notes: what the estimate left out or assumed.
+        d_model: the model's width (0 where unknown), kept so calibration can fit how the
+            share of peak grows with it.
     """
 
     pool: str
@@ -186,6 +188,7 @@ class RunEstimate:
     steps: int = 0
     step_overhead_s: float = 0.0
     notes: tuple[str, ...] = ()
+    d_model: int = 0
 
     @property
     def tokens_per_s(self) -> float:
@@ -344,6 +347,7 @@ def _estimate(
         steps=workload.steps,
         step_overhead_s=step_overhead_s,
         notes=tuple(notes),
+        d_model=workload.d_model,
     )
 
 

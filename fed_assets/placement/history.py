@@ -25,6 +25,10 @@ CALIBRATION_WINDOW = 10
 # Runs needed before a per-step overhead is fitted beside the utilisation (two unknowns, and
 # one run to spare against noise).
 MIN_FIT_RUNS = 3
+# Half-widths tried when fitting how the share of peak grows with the model's width
+# (utilisation = u · d ÷ (d + d½)): 0 (no growth) and 8 … 8192 in steps of 2^(1/16) (4 %): 161
+# small least-squares fits, microseconds each, and the best within 2 % of the continuous optimum.
+HALF_WIDTHS = (0.0, *(8 * 2 ** (k / 16) for k in range(161)))
 # A run shorter than this is dominated by start-up (first kernel launches, allocator warm-up)
 # rather than by its FLOPs, and is left out of calibration.
 MIN_CALIBRATION_S = 0.5
@@ -49,6 +53,7 @@ class RunRecord:
         cpu_seconds: the process's CPU time ÷ its compute threads (what the run would take
             with its cores to itself; on a shared machine wall time also measures the
             neighbours).
+        d_model: the model's width (0 where unknown).
     """
 
     pool: str
@@ -67,6 +72,7 @@ class RunRecord:
     steps: int = 0
     step_overhead_s: float = 0.0
     cpu_seconds: float | None = None
+    d_model: int = 0
 
     def measured(self, clock: str = "wall") -> float:
         """Measured seconds by ``clock``: ``"wall"``, or ``"cpu"`` (wall where not recorded)."""
@@ -85,18 +91,31 @@ class RunRecord:
 
 @dataclass(frozen=True)
 class Calibration:
-    """A pool's figures fitted from its measured runs: seconds = FLOPs ÷ (peak × utilisation)
-    + steps × step_overhead_s.
+    """A pool's figures fitted from its measured runs: seconds = FLOPs ÷ (peak × utilisation
+    at the model's width) + steps × step_overhead_s.
 
     Attributes:
-        utilisation: share of peak FLOP/s the FLOPs-bound part reaches.
+        utilisation: share of peak FLOP/s the FLOPs-bound part reaches (for a wide model,
+            when ``half_width`` is set).
         step_overhead_s: fixed seconds per step (0 when the runs cannot separate it).
         runs: how many runs it was fitted on.
+        half_width: the width d½ at which a model reaches half of ``utilisation``: a narrow
+            model's matrix products are too small to keep the cores' vector units busy, so its
+            share of peak grows with its width d as d ÷ (d + d½); 0 when the runs do not show it
+            (one width, or widths unknown).
     """
 
     utilisation: float
     step_overhead_s: float
     runs: int
+    half_width: float = 0.0
+
+    def utilisation_at(self, d_model: int) -> float:
+        """The share of peak a model of width ``d_model`` reaches (0: width unknown, the
+        wide-model figure)."""
+        if not self.half_width or not d_model:
+            return self.utilisation
+        return self.utilisation * d_model / (d_model + self.half_width)
 
 
 def calibrate(
@@ -123,22 +142,42 @@ def calibrate(
     per_step = {round(r.flops / r.steps, -3) for r in steps}
     if len(steps) < MIN_FIT_RUNS or len(per_step) < 2:
         return ratio
-    # t = a·x + b·s with x = FLOPs/peak, s = steps; weights 1/t² make the residuals relative.
-    sxx = sxs = sss = sxt = sst = 0.0
-    for r in steps:
+    widths = {r.d_model for r in steps}
+    # the width's effect is a third unknown: fitted only over several known widths, with a run
+    # to spare beyond the three figures
+    halves = HALF_WIDTHS if 0 not in widths and len(widths) > 2 and len(steps) > 3 else (0.0,)
+    best = None
+    for half in halves:
+        fit = _fit(steps, clock, half)
+        if fit is not None and (best is None or fit[0] < best[0]):
+            best = fit
+    if best is None:
+        return ratio
+    _, a, b, half = best
+    return Calibration(1.0 / a, b, len(steps), half)
+
+
+def _fit(records: Sequence[RunRecord], clock: str, half: float):
+    """Weighted least squares of t = a·x + b·s, x = FLOPs ÷ peak × (d + half) ÷ d, s = steps,
+    weights 1/t² (relative residuals): (squared error, a, b, half), or ``None`` when the runs
+    cannot separate a and b or either comes out negative."""
+    sxx = sxs = sss = sxt = sst = stt = 0.0
+    for r in records:
         t = r.measured(clock)
         w = 1.0 / (t * t)
-        x, n = r.flops / r.peak_flops, float(r.steps)
+        x = r.flops / r.peak_flops * ((r.d_model + half) / r.d_model if half else 1.0)
+        n = float(r.steps)
         sxx, sxs, sss = sxx + w * x * x, sxs + w * x * n, sss + w * n * n
-        sxt, sst = sxt + w * x * t, sst + w * n * t
+        sxt, sst, stt = sxt + w * x * t, sst + w * n * t, stt + w * t * t
     determinant = sxx * sss - sxs * sxs
     if determinant <= 0:
-        return ratio
+        return None
     a = (sxt * sss - sst * sxs) / determinant
     b = (sst * sxx - sxt * sxs) / determinant
     if a <= 0 or b < 0:
-        return ratio
-    return Calibration(1.0 / a, b, len(steps))
+        return None
+    error = stt - 2 * (a * sxt + b * sst) + a * a * sxx + 2 * a * b * sxs + b * b * sss
+    return error, a, b, half
 
 
 def calibrated_utilisation(

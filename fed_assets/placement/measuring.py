@@ -140,6 +140,7 @@ def measure(
             steps=estimate.steps,
             step_overhead_s=estimate.step_overhead_s,
             cpu_seconds=cpu_seconds,
+            d_model=estimate.d_model,
         )
         if history is not None and measurement.calibrates:
             store = history if isinstance(history, History) else History(history)

@@ -86,6 +86,7 @@ def federated_asset(
     timeout_s: float | None = None,
     query_timeout_s: float | None = None,
     description: str | None = None,
+    compute: str | None = None,
     **asset_kwargs: Any,
 ) -> dg.AssetsDefinition:
     """An asset whose value is the result of federated ``sql`` over the catalog's silos.
@@ -99,11 +100,17 @@ def federated_asset(
             named in ``partition_columns``.
         partition_columns: ``"silo.table"`` → the column holding the partition (a timestamp for
             time windows, the key for static partitions); the condition is pushed into the silo.
-        engine_region: where the embedded engine runs (residency checks use it).
+        engine_region: where the embedded engine runs (residency checks use it); with
+            ``compute``, where the query is checked when the code loads.
         policy: extra residency rules by ``"silo"`` or ``"silo.table"``.
         timeout_s: seconds one fragment may run in its silo before it is cancelled there
             (default: ``query()``'s); a silo's ``statement_timeout_s`` may lower it.
         query_timeout_s: seconds all fragments of one materialisation may take together.
+        compute: the resource key of a ``resources.compute.ComputeEstate``: each run's engine
+            region is then chosen by it (``choose_engine_region``: allowed by every input's
+            policy, fewest dollars then bytes moved, at the estate's link prices) and the
+            planner prices every route from the estate's figures (``estate.priced_silos``);
+            the region, the reasons and the prices used are recorded.
         asset_kwargs: passed on to ``dagster.asset`` (``kinds``, ``metadata`` and
             ``required_resource_keys`` are merged with the derived ones).
 
@@ -129,6 +136,7 @@ def federated_asset(
         **(asset_kwargs.pop("metadata", None) or {}),
     }
     resource_keys = set(silo_names) | set(asset_kwargs.pop("required_resource_keys", None) or ())
+    resource_keys |= {compute} if compute else set()
     deps = [table_asset_key(s, t) for s, t in validated.tables]
     deps += list(asset_kwargs.pop("deps", None) or ())
     read = ", ".join(f"`{s}.{t}`" for s, t in validated.tables)
@@ -157,11 +165,19 @@ def federated_asset(
         refuse_retyped_columns(sql, silos, validated.tables, snapshot)
         filters = {t: asset_partition_condition(context, c) for t, c in targets.items()}
         run_sql = partition_filtered(sql, {k: v for k, v in filters.items() if v is not None})
+        region, planned_silos, placed = engine_region, silos, None
+        if compute:
+            from fed_assets.placement.engine_region import engine_at_run_time
+
+            estate = getattr(context.resources, compute)
+            placed, planned_silos = engine_at_run_time(run_sql, silos, estate, policy=run_policy)
+            region = placed.region
+            context.log.info(f"engine placed in {region}: {placed.reasons[0]}")
         result = query(
             run_sql,
-            silos,
+            planned_silos,
             policy=run_policy,
-            engine_region=engine_region,
+            engine_region=region,
             timeout_s=timeout_s,
             query_timeout_s=query_timeout_s,
         )
@@ -171,6 +187,10 @@ def federated_asset(
         )
         dialects = {name: silo.dialect for name, silo in silos.items()}
         metadata = run_metadata(result, dialects)
+        if placed is not None:
+            from fed_assets.placement.engine_region import engine_metadata
+
+            metadata.update(engine_metadata(placed, planned_silos))
         files = _files_read(silos, filters)
         if files:
             metadata["files read"] = md.table(files)

@@ -53,6 +53,9 @@ class PlanContext:
     ship_to: str | None = None
     widths: dict[str, tuple[int, dict[str, float]]] = field(default_factory=dict)
     """silo → (schemas indexed, column lower → Arrow bytes): the cost model's width index."""
+    kept_local: dict[str, str] = field(default_factory=dict)
+    """silo → why its joins run in the embedded engine: the silo priced running them itself
+    above moving their tables (``merge_same_silo``)."""
     _next: int = 0
 
     def cut(self, silo: str, tree: exp.Select) -> str:

@@ -101,7 +101,7 @@ def execute(
             "residual": done - fetched,
         },
         routes=tuple(_fragment_routes(plan, runs)) + tuple(key_routes),
-        decisions=tuple(decisions),
+        decisions=plan.decisions + tuple(decisions),
     )
 
 

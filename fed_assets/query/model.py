@@ -76,6 +76,8 @@ class Plan:
     shipped_to: str | None = None
     """The silo that runs ``residual``, with the other fragments' results shipped in as tables
     and its own fragments as CTEs; ``None``: the embedded engine runs it."""
+    decisions: tuple[str, ...] = ()
+    """What planning decided from a silo's own estimates (work kept out of a silo), one line each."""
 
     @property
     def fragments_go_to(self) -> str:

@@ -133,6 +133,7 @@ def plan(
         shipped_to=context.ship_to,
         planning_ms=(time.perf_counter() - started) * 1000,
         rules=tuple(r.__name__.lstrip("_") for r in RULES),
+        decisions=tuple(context.kept_local.values()),
     )
 
 

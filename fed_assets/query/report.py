@@ -40,6 +40,8 @@ def explain_plan(plan: Plan) -> str:
         lines.append(
             f"\nsemi-join: keys {sj.source}.{sj.source_column} filter {sj.target}.{sj.target_column}"
         )
+    if plan.decisions:
+        lines += ["", "Decided at planning:", *(f"  {d}" for d in plan.decisions)]
     return "\n".join(lines)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import dagster as dg
 
-from fed_assets.catalog import Catalog, table_asset_key
+from fed_assets.catalog import Catalog, read_observation, record_read, table_asset_key
 from fed_assets.errors import ConfigurationError
 from fed_assets.residency import check_movement
 from fed_assets.train.config import TrainingConfig
@@ -101,9 +101,15 @@ def fine_tuned_model(
     metadata = {"columns": columns} if columns and source.is_silo_table else {}
     silos = sorted({s for s, _ in source.tables})
 
-    @dg.asset(
+    # With a compute estate, a silo table is read by the model's own step after the placement
+    # is chosen from the catalog's row count, so a refused placement reads no row; otherwise
+    # (and for a federated asset's result, already out of its silos) the IO manager loads it.
+    deferred = compute is not None and source.is_silo_table
+    ins = {} if deferred else {"data": dg.AssetIn(key=source.key, metadata=metadata)}
+    decorate = dg.asset(
         name=name,
-        ins={"data": dg.AssetIn(key=source.key, metadata=metadata)},
+        ins=ins,
+        deps=[source.key] if deferred else None,
         group_name=group_name,
         io_manager_key=MODEL_IO_MANAGER_KEY,
         required_resource_keys=set(silos) | ({compute} if compute else set()),
@@ -118,22 +124,17 @@ def fine_tuned_model(
             "fed/base_model": base_model or "offline",
         },
     )
-    def _model(context, data):  # no annotations: postponed ones are strings Dagster refuses
+
+    def _train(context, data):
         from fed_assets.train.data import as_table
         from fed_assets.train.fine_tune import fine_tune
 
-        table = as_table(data)
-        if columns:
-            table = table.select([c for c in columns if c in table.column_names])
-        run_config = config
-        if run_config.checkpoint_dir is None:
-            run_config = config.replace(checkpoint_dir=checkpoint_folder(context))
         estate = getattr(context.resources, compute) if compute else None
-        placement = None
+        request = before = placement = None
         if estate is not None:
             request = TrainingRequest(
                 estate,
-                run_config,
+                config,
                 method,
                 inputs=tuple(
                     (catalog.silos[s], t, columns if source.is_silo_table else ())
@@ -141,8 +142,29 @@ def fine_tuned_model(
                 ),
                 goal=goal,
             )
+        read_sql = None
+        if data is None:  # deferred: placed from the catalog's count, then read in place
+            before = request.before_read(catalog)
+            ((silo_name, table_name),) = source.tables
+            silo = getattr(context.resources, silo_name)
+            version = silo.version(table_name)  # before the rows, as the silo IO manager does
+            read_sql = silo.read_sql(table_name, columns=columns)
+            data = silo.scan(read_sql).read_all()
+            context.log.info(f"read {data.num_rows:,} rows of {silo_name}.{table_name} in place")
+            observed = {"rows read": data.num_rows, "bytes read": data.nbytes}
+            record_read(
+                context.op_execution_context._step_execution_context,  # noqa: SLF001 - provenance
+                read_observation(source.key, version, observed),
+            )
+        table = as_table(data)
+        if columns:
+            table = table.select([c for c in columns if c in table.column_names])
+        run_config = config
+        if run_config.checkpoint_dir is None:
+            run_config = config.replace(checkpoint_dir=checkpoint_folder(context))
+        if request is not None:
             classes = len(set(table.column(label).to_pylist())) if label else 0
-            placement = request.choose(table.num_rows, classes)
+            placement = request.refine(before, rows=table.num_rows, classes=classes)
             context.log.info(f"training placed on pool {placement.pool.name}: {placement.reasons}")
         model, run = measured_training(
             estate,
@@ -172,8 +194,22 @@ def fine_tuned_model(
         if placement is not None:
             from fed_assets.train.placing import placement_output_metadata
 
-            metadata.update(placement_output_metadata(estate, placement, run))
+            metadata.update(placement_output_metadata(estate, placement, run, before=before))
+        if read_sql is not None:
+            metadata["sql pushed to silo"] = dg.MetadataValue.md(f"```sql\n{read_sql}\n```")
         return dg.Output(model, metadata=metadata)
+
+    if deferred:
+
+        @decorate
+        def _model(context):  # no annotations: postponed ones are strings Dagster refuses
+            return _train(context, None)
+
+    else:
+
+        @decorate
+        def _model(context, data):  # no annotations: postponed ones are strings Dagster refuses
+            return _train(context, data)
 
     return _model
 

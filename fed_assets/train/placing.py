@@ -333,8 +333,8 @@ def place_federated(
     )
     estimate = _whole_run(placed, aggregator.estimate, traffic)
     reasons = (
-        f"sites train concurrently: {rounds} rounds take the slowest site's time "
-        f"({max(p.estimate.seconds for p in placed.values()):,.2f} s) plus the aggregation",
+        f"{rounds} rounds: sites on different pools train concurrently, sites this machine "
+        f"stands in for share it ({estimate.seconds:,.2f} s with the aggregation)",
         *(
             f"site {name}: pool {p.pool.name} in {p.pool.region} "
             f"({p.estimate.seconds:,.2f} s, ${p.estimate.footprint.usd:,.4f})"
@@ -404,10 +404,15 @@ def placement_for_site(
 
 def _whole_run(placed: Mapping[str, Any], aggregation, traffic):
     """One estimate for the federated run (kind ``"federated"``, so calibration of training
-    runs leaves it out): time of the slowest site plus the aggregation, the rest summed."""
+    runs leaves it out): the sites' time plus the aggregation, the rest summed. Sites on
+    different pools train concurrently (the slowest decides); sites this machine stands in for
+    share it, so their times add up."""
     from fed_assets.placement import Footprint
+    from fed_assets.placement.detect import LOCAL_POOL
 
     estimates = [p.estimate for p in placed.values()]
+    here = sum(p.estimate.seconds for p in placed.values() if p.pool.name == LOCAL_POOL)
+    elsewhere = [p.estimate.seconds for p in placed.values() if p.pool.name != LOCAL_POOL]
     slowest = max(estimates, key=lambda e: e.seconds)
     parts = [*estimates, aggregation]
 
@@ -421,7 +426,7 @@ def _whole_run(placed: Mapping[str, Any], aggregation, traffic):
         flops=sum(e.flops for e in parts),
         tokens=sum(e.tokens for e in estimates),
         footprint=Footprint(
-            seconds=slowest.seconds + aggregation.seconds,
+            seconds=max([here, *elsewhere]) + aggregation.seconds,
             usd=total("usd") + traffic.usd,
             kwh=total("kwh"),
             co2_kg=total("co2_kg"),

@@ -96,3 +96,15 @@ def ndv(n_distinct: float | None, rows: int | None) -> int | None:
     if n_distinct > 0:
         return round(n_distinct)
     return None if rows is None else round(-n_distinct * rows)
+
+
+def cast_numeric(values: pa.Array, kind: pa.DataType) -> pa.Array:
+    """``values`` as ``kind``; a numeric's text with more digits than a decimal ``kind`` keeps
+    (a typed aggregate's) is rounded to its scale."""
+    try:
+        return pc.cast(values, kind)
+    except pa.ArrowInvalid:
+        if not pa.types.is_decimal(kind) or not pa.types.is_string(values.type):
+            raise
+        wide = pc.cast(values, pa.decimal128(38, min(kind.scale + 8, 38)))
+        return pc.cast(pc.round(wide, kind.scale), kind, safe=False)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from dagster import InitResourceContext
 from pydantic import Field, PrivateAttr
 from sqlglot import exp
@@ -33,7 +33,13 @@ from fed_assets.silo import (
 from resources.silos._duckdb_types import duckdb_types
 from resources.silos._pool import ConnectionPool
 from resources.silos._postgres_errors import classify, connection_lost
-from resources.silos._postgres_types import arrow_schema, min_max, ndv, untyped_numerics
+from resources.silos._postgres_types import (
+    arrow_schema,
+    cast_numeric,
+    min_max,
+    ndv,
+    untyped_numerics,
+)
 
 if TYPE_CHECKING:
     pass
@@ -43,6 +49,14 @@ T = TypeVar("T")
 # Bytes per batch the driver aims for: about BATCH_ROWS rows of a ~80-byte row, so a wide table
 # still arrives in bounded pieces (batches over BATCH_ROWS rows are sliced as well).
 BATCH_BYTES_HINT = 8 * 1024 * 1024
+
+# Seconds one unit of PostgreSQL's plan cost takes (default cost settings: a unit is about one
+# sequential page read). Measured at TPC-H SF1 on the 2-core machine (load 24): 1.6e-5 for
+# part-partsupp joins, 1.2e-4 for customer-orders, 1.4e-4 for Q13; the lower end, so that a
+# join is kept out of PostgreSQL only when even a cheap unit prices it over moving its tables.
+SECONDS_PER_COST_UNIT = 3.0e-5
+# Statements whose EXPLAIN cost a silo remembers (a plan asks once per candidate fragment).
+EXPLAIN_CACHE_SIZE = 1024
 
 # Relation kinds listed as tables: ordinary, partitioned, view, materialized view, foreign.
 _LISTED_RELKINDS = ("r", "p", "v", "m", "f")
@@ -171,6 +185,7 @@ class PostgresSilo(SiloResource):
     )
 
     _pool: ConnectionPool = PrivateAttr(default_factory=ConnectionPool)
+    _explained: dict[str, float | None] = PrivateAttr(default_factory=dict)
 
     # ----------------------------------------------------------------- protocol
     @property
@@ -338,6 +353,44 @@ class PostgresSilo(SiloResource):
 
         return stream(schema, batches(), on_error=self.wrap_error, close=close)
 
+    def execution_seconds(self, sql: str) -> float | None:
+        """PostgreSQL's plan cost for ``sql`` (``EXPLAIN``, no ANALYZE: nothing runs), as
+        seconds at ``SECONDS_PER_COST_UNIT``; remembered per statement (EXPLAIN only plans: a round trip of
+        milliseconds, bounded by the session's statement_timeout); None when EXPLAIN fails."""
+        cache = self._explained
+        if sql in cache:
+            return cache[sql]
+        try:
+            self.check_query(sql)
+            plan = json.loads(self._explain(sql))[0]["Plan"]
+            seconds = float(plan["Total Cost"]) * SECONDS_PER_COST_UNIT
+        except (FedAssetsError, KeyError, ValueError, IndexError, TypeError):
+            seconds = None
+        if len(cache) >= EXPLAIN_CACHE_SIZE:
+            cache.clear()
+        cache[sql] = seconds
+        return seconds
+
+    def _explain(self, sql: str) -> str:
+        """``EXPLAIN (FORMAT JSON)`` of ``sql`` as text: outside COPY, which the driver wraps
+        result sets in by default and which cannot carry an EXPLAIN."""
+        import adbc_driver_postgresql
+
+        def run(conn: Any) -> str:
+            cur = conn.cursor()
+            try:
+                cur.adbc_statement.set_options(
+                    **{adbc_driver_postgresql.StatementOptions.USE_COPY.value: "false"}
+                )
+                cur.execute(f"EXPLAIN (FORMAT JSON) {sql}")
+                return str(cur.fetchall()[0][0])
+            finally:
+                cur.close()
+
+        conn, text = self._borrow(run)
+        self._give_back(conn)
+        return text
+
     # ----------------------------------------------------------------- pool
     def close_pool(self) -> None:
         """Close the idle pooled connections now (those still in use close or pool when done)."""
@@ -502,7 +555,7 @@ class PostgresSilo(SiloResource):
                 continue
             storage = column.storage if isinstance(column, pa.ExtensionArray) else column
             try:
-                columns.append(_cast_numeric(storage, target.type))
+                columns.append(cast_numeric(storage, target.type))
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
                 raise SiloQueryError(
                     f"silo '{self.name}', column '{target.name}'",
@@ -514,18 +567,6 @@ class PostgresSilo(SiloResource):
 
     def _scrub(self, text: str) -> str:
         return text.replace(self.password, "***") if self.password else text
-
-
-def _cast_numeric(values: pa.Array, kind: pa.DataType) -> pa.Array:
-    """``values`` as ``kind``; a numeric's text with more digits than a decimal ``kind`` keeps
-    (a typed aggregate's) is rounded to its scale."""
-    try:
-        return pc.cast(values, kind)
-    except pa.ArrowInvalid:
-        if not pa.types.is_decimal(kind) or not pa.types.is_string(values.type):
-            raise
-        wide = pc.cast(values, pa.decimal128(38, min(kind.scale + 8, 38)))
-        return pc.cast(pc.round(wide, kind.scale), kind, safe=False)
 
 
 def _ms(seconds: float) -> int:

@@ -110,7 +110,9 @@ def test_the_demo_places_its_federated_assets_from_the_estate(tmp_path, monkeypa
     graph = defs.get_repository_def().asset_graph
     aml = graph.get(dg.AssetKey("aml_training_set"))
     assert aml.metadata["fed/engine_region"] == "eu"  # chosen, not the hand-set uk
-    assert "region eu" in aml.metadata["placement/engine region"].md_str
+    assert "region eu" in aml.metadata["placement/engine region at load"].md_str
+    assets = defs.get_repository_def().assets_defs_by_key
+    assert "compute" in assets[dg.AssetKey("aml_training_set")].required_resource_keys  # each run
     assert isinstance(defs.resources["compute"], ComputeEstate)
     # an estate whose only engine region is the UK puts it back there
     uk = tmp_path / "uk.yaml"
@@ -118,3 +120,54 @@ def test_the_demo_places_its_federated_assets_from_the_estate(tmp_path, monkeypa
     monkeypatch.setenv("FED_ASSETS_ESTATE", str(uk))
     graph = demo_definitions().get_repository_def().asset_graph
     assert graph.get(dg.AssetKey("aml_training_set")).metadata["fed/engine_region"] == "uk"
+
+
+def test_each_run_takes_its_engine_region_and_prices_from_the_compute_resource(
+    catalog, estate, tmp_path
+):
+    """The same asset, hand-set to the UK at load, run under two estates: the example's prices
+    put the engine in the EU; an estate where US → EU egress is dear puts it in the UK. The run
+    records the region, why, and the price per route the planner used."""
+    import dagster as dg
+
+    from fed_assets.definitions import build_definitions
+    from fed_assets.placement import Link
+    from fed_assets.query.asset import federated_asset
+
+    asset = federated_asset(
+        "aml_set",
+        AML_TRAINING_SET_SQL,
+        catalog=catalog,
+        engine_region="uk",
+        compute="compute",
+    )
+    dear = ComputeEstate(
+        engine_regions=["eu", "uk"],
+        detect_local=False,
+        links=[
+            Link(source="us", destination="eu", usd_per_gb=5.0),
+            Link(source="us", destination="uk", usd_per_gb=0.01),
+            Link(source="eu", destination="uk", usd_per_gb=0.01),
+        ],
+    )
+    placed = {}
+    for name, compute in (("example", estate), ("dear", dear)):
+        defs = dg.Definitions.merge(
+            build_definitions(catalog, results_base_path=str(tmp_path / name), assets=[asset]),
+            dg.Definitions(resources={"compute": compute}),
+        )
+        result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+            asset_selection=[dg.AssetKey("aml_set")], instance=dg.DagsterInstance.ephemeral()
+        )
+        (event,) = result.get_asset_materialization_events()
+        placed[name] = {k: v.value for k, v in event.materialization.metadata.items()}
+    example, dear_run = placed["example"], placed["dear"]
+    assert example["placement/engine region"] == "eu"  # not the hand-set uk
+    assert dear_run["placement/engine region"] == "uk"  # the dearer EU link changed the choice
+    prices = {r.data["silo"]: r.data for r in dear_run["placement/link prices"].records}
+    assert prices["us_payments"]["route"] == "us → uk"
+    assert prices["us_payments"]["usd per GB"] == 0.01  # the estate's figure, not the silo's
+    for meta, region in ((example, "eu"), (dear_run, "uk")):
+        audit = [r.data for r in meta["residency audit"].records]
+        assert {r["destination region"] for r in audit if r["kind"] != "keys"} == {region}
+    assert "region uk" in dear_run["placement/engine reasons"]

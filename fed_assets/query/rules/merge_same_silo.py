@@ -11,6 +11,10 @@ pushed in. Then, top down:
    whose preserved side is in the group) merge into one fragment with their join conditions;
    an OR or inequality across two groups stays above them (it would cross their rows).
 
+A join a silo can price (PostgreSQL's EXPLAIN) and prices above moving its tables
+(``cost.priced_out``) is not pushed: that silo's tables are then cut one by one and joined by
+the embedded engine, and the plan's ``decisions`` say why.
+
 What remains is the residual query over placeholders ``__f0``, ``__f1``, ... that the embedded
 engine runs over the fragments' Arrow results.
 """
@@ -21,7 +25,7 @@ from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
 
 from fed_assets.query.context import PlanContext
-from fed_assets.query.cost import join_expands
+from fed_assets.query.cost import join_expands, priced_out
 from fed_assets.query.functions import calls_any, missing_functions
 from fed_assets.query.tree import (
     conjuncts,
@@ -68,6 +72,8 @@ def pushable_silo(node: exp.Expression, context: PlanContext) -> str | None:
     }
     if any(need and not silo.supports(ability) for ability, need in needs.items()):
         return None
+    if needs["join"] and silo_name in context.kept_local:
+        return None  # the silo priced its joins above moving their tables
     missing = missing_functions(silo)
     if silo.dialect == PLANNING_DIALECT and not missing:
         return silo_name  # the tree is already in the silo's dialect: nothing it cannot say
@@ -77,6 +83,11 @@ def pushable_silo(node: exp.Expression, context: PlanContext) -> str | None:
         return None  # something the silo's dialect cannot say: evaluate it above
     if calls_any(sql, missing):
         return None  # a function the silo turned out not to have: evaluate it above
+    if needs["join"]:
+        why = priced_out(node, silo_name, sql, context)
+        if why is not None:
+            context.kept_local[silo_name] = why
+            return None
     return silo_name
 
 
@@ -248,7 +259,12 @@ def _merge_components(select: exp.Select, context: PlanContext) -> None:
     silo_of: dict[str, str] = {}
     for source, join in sources:
         mergeable = is_inner(join) or (join.args.get("side") or "").upper() == "LEFT"
-        if isinstance(source, exp.Table) and source.name in context.cuts and mergeable:
+        if (
+            isinstance(source, exp.Table)
+            and source.name in context.cuts
+            and mergeable
+            and context.cuts[source.name].silo not in context.kept_local
+        ):
             silo_of[source.alias_or_name] = context.cuts[source.name].silo
 
     inner_conditions = join_conjuncts(select)
