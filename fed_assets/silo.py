@@ -378,16 +378,25 @@ class SiloResource(ConfigurableResource):
         self._running[thread_id] = cancel
         return lambda: self._running.pop(thread_id, None)
 
-    def _interruptible(self, con: Any) -> Callable[[], None]:
+    def hold(self) -> contextlib.AbstractContextManager[None]:
+        """A block during which the silo may keep what it opened (a file, a session) for reuse:
+        a federated query holds its silos from planning to its last fragment. By default nothing."""
+        return contextlib.nullcontext()
+
+    def _interruptible(
+        self, con: Any, *, close: Callable[[], None] | None = None
+    ) -> Callable[[], None]:
         """Make ``con`` (a DuckDB or SQLite connection, whose ``interrupt()`` works from any
-        thread) what ``cancel`` stops; returns the close for the scan's stream."""
+        thread) what ``cancel`` stops; returns the close for the scan's stream (``close``, by
+        default ``con.close``)."""
         unregister = self._cancellable(con.interrupt)
+        release = close or con.close
 
-        def close() -> None:
+        def close_scan() -> None:
             unregister()
-            con.close()
+            release()
 
-        return close
+        return close_scan
 
     def check_query(self, sql: str) -> exp.Expression:
         """Parse ``sql`` and refuse anything that is not exactly one read-only query calling only

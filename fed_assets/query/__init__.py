@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import types
 from collections.abc import Mapping, Sequence
@@ -75,15 +76,21 @@ def query(
         )
         if v is not None
     }
-    while True:
-        planned = plan(sql, silo_map, engine_region=engine_region, objective=objective)
-        try:
-            return execute(planned, silo_map, progress=progress, **kwargs)
-        except UnsupportedFunctionError as err:
-            # The silo lacks a function sqlglot sent it: plan again with it evaluated above. Each
-            # round learns one new function, so this ends; a known one means it could not move.
-            if err.silo not in silo_map or not remember_missing(silo_map[err.silo], err.function):
-                raise
+    with contextlib.ExitStack() as held:
+        for silo in silo_map.values():
+            held.enter_context(silo.hold())
+        while True:
+            planned = plan(sql, silo_map, engine_region=engine_region, objective=objective)
+            try:
+                return execute(planned, silo_map, progress=progress, **kwargs)
+            except UnsupportedFunctionError as err:
+                # The silo lacks a function sqlglot sent it: plan again with it evaluated above.
+                # Each round learns one new function, so this ends; a known one means it could
+                # not move.
+                if err.silo not in silo_map or not remember_missing(
+                    silo_map[err.silo], err.function
+                ):
+                    raise
 
 
 def explain(

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import math
 import os
 import struct
 import threading
+from collections.abc import Callable, Iterator
 from typing import ClassVar
 
 import duckdb
 import pyarrow as pa
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 from sqlglot import exp
 
 from fed_assets.errors import (
@@ -30,6 +33,7 @@ from fed_assets.silo import (
     arrow_width,
     stream,
 )
+from resources.silos import _duckdb_keeper
 from resources.silos._arrow_inputs import ArrowInputs
 
 # DuckDB keeps two database headers at these offsets; each holds a u64 little-endian `iteration`
@@ -48,12 +52,41 @@ class DuckDBSilo(ArrowInputs, SiloResource):
     kind: ClassVar[str] = "duckdb"
 
     path: str = Field(description="Path of the DuckDB database file.")
+    keep_open_s: float = Field(
+        default=_duckdb_keeper.KEEP_OPEN_S,
+        ge=0,
+        description="Seconds the file stays open (read-only) after its last scan, so the queries "
+        "of one run open it once; a writer in another process waits that long. 0 opens the file "
+        "for every scan and closes it after.",
+    )
 
     @property
     def dialect(self) -> str:
         return "duckdb"
 
-    def _connect(self) -> duckdb.DuckDBPyConnection:
+    _holds: _Holds = PrivateAttr(default_factory=lambda: _Holds())
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """Keep the file open until the block ends (one federated query: its schema look-ups,
+        statistics and fragments open the file once), then as ``keep_open_s`` says."""
+        self._holds.enter()
+        try:
+            yield
+        finally:
+            if self._holds.leave():
+                _duckdb_keeper.settle(self.path, self.keep_open_s)
+
+    def _connect(self) -> tuple[duckdb.DuckDBPyConnection, Callable[[], None]]:
+        """A read-only connection to the file and the function that releases it."""
+        keep = math.inf if self._holds.active() else self.keep_open_s
+        return _duckdb_keeper.cursor(self.path, keep_open_s=keep, connect=self._open)
+
+    def close(self) -> None:
+        """Close the file now if no scan is using it (else when the last one ends)."""
+        _duckdb_keeper.close_path(self.path)
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
         if not os.path.exists(self.path):
             raise SiloUnreachableError(
                 f"silo '{self.name}'",
@@ -71,13 +104,13 @@ class DuckDBSilo(ArrowInputs, SiloResource):
             ) from None
 
     def _query(self, sql: str, params: list | None = None) -> list[tuple]:
-        con = self._connect()
+        con, release = self._connect()
         try:
             return con.execute(sql, params or []).fetchall()
         except duckdb.Error as err:
             raise self.wrap_error(err) from None
         finally:
-            con.close()
+            release()
 
     def tables(self) -> list[str]:
         rows = self._query(
@@ -94,13 +127,13 @@ class DuckDBSilo(ArrowInputs, SiloResource):
     def schema(self, table: str) -> pa.Schema:
         table = self.require_table(table)
         sql = exp.select("*").from_(self.table_expression(table)).limit(0).sql("duckdb")
-        con = self._connect()
+        con, release = self._connect()
         try:
             return con.sql(sql).to_arrow_table().schema
         except duckdb.Error as err:
             raise self.wrap_error(err, table=table) from None
         finally:
-            con.close()
+            release()
 
     def stats(self, table: str) -> TableStats:
         table = self.require_table(table)
@@ -137,8 +170,8 @@ class DuckDBSilo(ArrowInputs, SiloResource):
 
     def _scan(self, sql: str, inputs: dict[str, pa.Table] | None = None) -> pa.RecordBatchReader:
         with _START_LOCK:
-            con = self._connect()
-        close = _locked(self._interruptible(con))
+            con, release = self._connect()
+        close = _locked(self._interruptible(con, close=release))
         try:
             with _START_LOCK:
                 for name, table in (inputs or {}).items():
@@ -160,6 +193,28 @@ class DuckDBSilo(ArrowInputs, SiloResource):
         if isinstance(err, duckdb.IOException):
             return ConfigurationError(where, text, "check the silo's 'path' setting")
         return SiloQueryError(where, f"DuckDB failed: {text}", "check the query")
+
+
+class _Holds:
+    """How many ``hold()`` blocks are open on one silo, across threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count = 0
+
+    def enter(self) -> None:
+        with self._lock:
+            self._count += 1
+
+    def leave(self) -> bool:
+        """Close one block; True when it was the last."""
+        with self._lock:
+            self._count -= 1
+            return self._count == 0
+
+    def active(self) -> bool:
+        with self._lock:
+            return self._count > 0
 
 
 def _locked(close):
