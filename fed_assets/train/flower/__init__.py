@@ -28,6 +28,7 @@ from fed_assets.residency import check_movement
 from fed_assets.train.errors import TrainingError
 from fed_assets.train.fedavg import nbytes
 from fed_assets.train.federated import FederatedResult, silo_settings
+from fed_assets.train.metadata import route_dict
 from fed_assets.train.site import FederationSpec, starting_model
 
 # The Flower app's folder inside this package (package data: it ships in the wheel).
@@ -179,16 +180,7 @@ def train_with_flower(
 
 
 def _route(route, rows: int, nbytes_: int, via: str) -> dict[str, Any]:
-    return {
-        "kind": route.kind,
-        "silo": route.silo,
-        "source_region": route.source_region,
-        "destination_region": route.destination_region,
-        "rule": route.rule,
-        "rows": rows,
-        "bytes": nbytes_,
-        "via": via,
-    }
+    return {**route_dict(route), "rows": rows, "bytes": nbytes_, "via": via}
 
 
 def app_folder():
