@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import dagster as dg
@@ -55,6 +55,35 @@ class Source:
         return self.sql is None
 
 
+@dataclass(frozen=True)
+class FineTuneArgs:
+    """What a model factory passes ``fine_tune`` besides the rows, the config and the logger."""
+
+    task: str
+    label: str | None
+    text: str | None
+    template: str | None
+    features: Sequence[str] | None
+    base_model: str | None
+    method: str
+
+    def measured(self, context, table, config: TrainingConfig, estate, placement, *, label: str):
+        """``fine_tune`` of ``table`` in the asset's step, checkpointing in its folder (unless
+        ``config`` names one) and measured on ``placement``'s pool (``measured_training``):
+        returns the model and the measurement."""
+        from fed_assets.train.fine_tune import fine_tune
+
+        if config.checkpoint_dir is None:
+            config = config.replace(checkpoint_dir=checkpoint_folder(context))
+        arguments = {f.name: getattr(self, f.name) for f in fields(self)}
+        return measured_training(
+            estate,
+            placement,
+            label=label,
+            train=lambda: fine_tune(table, **arguments, config=config, logger=context.log),
+        )
+
+
 def fine_tuned_model(
     name: str,
     *,
@@ -95,6 +124,7 @@ def fine_tuned_model(
     """
     source = resolve_source(dataset, catalog)
     config = config or TrainingConfig()
+    tune = FineTuneArgs(task, label, text, template, features, base_model, method)
     columns = needed_columns(task, label, text, template, features)
     region = train_region or (source.engine_region if source.sql else None)
     routes = [route_dict(r) for r in check_reads(source, catalog, columns, region)]
@@ -127,7 +157,6 @@ def fine_tuned_model(
 
     def _train(context, data):
         from fed_assets.train.data import as_table
-        from fed_assets.train.fine_tune import fine_tune
 
         estate = getattr(context.resources, compute) if compute else None
         request = before = placement = None
@@ -159,30 +188,11 @@ def fine_tuned_model(
         table = as_table(data)
         if columns:
             table = table.select([c for c in columns if c in table.column_names])
-        run_config = config
-        if run_config.checkpoint_dir is None:
-            run_config = config.replace(checkpoint_dir=checkpoint_folder(context))
         if request is not None:
             classes = len(set(table.column(label).to_pylist())) if label else 0
             placement = request.refine(before, rows=table.num_rows, classes=classes)
             context.log.info(f"training placed on pool {placement.pool.name}: {placement.reasons}")
-        model, run = measured_training(
-            estate,
-            placement,
-            label=name,
-            train=lambda: fine_tune(
-                table,
-                task=task,
-                label=label,
-                text=text,
-                template=template,
-                features=features,
-                base_model=base_model,
-                method=method,
-                config=run_config,
-                logger=context.log,
-            ),
-        )
+        model, run = tune.measured(context, table, config, estate, placement, label=name)
         model.lineage = lineage(context, source, table, columns)
         if placement is not None:  # the rows went where the pool is: that move is checked too
             placed = check_reads(source, catalog, columns, placement.pool.region)

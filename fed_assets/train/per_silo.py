@@ -23,8 +23,8 @@ from fed_assets.train.asset import (
     MODEL_KINDS,
     ROLE_TAG,
     TRAINING_POOL,
+    FineTuneArgs,
     Source,
-    checkpoint_folder,
     lineage,
     needed_columns,
     output_metadata,
@@ -34,7 +34,6 @@ from fed_assets.train.config import TrainingConfig
 from fed_assets.train.placing import (
     PlacementGoal,
     TrainingRequest,
-    measured_training,
     placement_output_metadata,
 )
 
@@ -73,6 +72,7 @@ def per_silo_model(
         goal: the placement's objective, deadline and budget.
     """
     config = config or TrainingConfig()
+    tune = FineTuneArgs(task, label, text, template, features, base_model, method)
     columns = needed_columns(task, label, text, template, features)
     for silo_name, table in datasets.items():
         check_movement(
@@ -100,8 +100,6 @@ def per_silo_model(
         metadata={"fed/task": task, "fed/method": method, "fed/per_silo": ", ".join(silos)},
     )
     def _per_silo(context):  # no annotations: postponed ones are strings Dagster refuses
-        from fed_assets.train.fine_tune import fine_tune
-
         silo_name = context.partition_key
         silo, table_name = getattr(context.resources, silo_name), datasets[silo_name]
         route = check_movement(
@@ -129,26 +127,8 @@ def per_silo_model(
                 f"partition {silo_name} placed on pool {placement.pool.name} "
                 f"({placement.pool.region}): {placement.reasons}"
             )
-        run_config = config
-        if run_config.checkpoint_dir is None:
-            run_config = config.replace(checkpoint_dir=checkpoint_folder(context))
-        model, run = measured_training(
-            estate,
-            placement,
-            label=f"{name}[{silo_name}]",
-            train=lambda: fine_tune(
-                table,
-                task=task,
-                label=label,
-                text=text,
-                template=template,
-                features=features,
-                base_model=base_model,
-                method=method,
-                config=run_config,
-                logger=context.log,
-            ),
-        )
+        run_label = f"{name}[{silo_name}]"
+        model, run = tune.measured(context, table, config, estate, placement, label=run_label)
         source = Source(table_asset_key(silo_name, table_name), ((silo_name, table_name),))
         model.lineage = lineage(context, source, table, columns)
         moved = [{**route_dict(route), "rows": table.num_rows, "bytes": table.nbytes}]
