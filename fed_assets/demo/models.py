@@ -1,7 +1,7 @@
 """The demo's models: credit risk, SAR triage, a narrative LM, regional and federated credit models.
 
 All start from the offline GPT-2 (no hub needed) and are small enough to materialise in seconds
-on two CPU cores; each beats its trivial baseline on held-out rows (tests/demo/test_models.py).
+on two CPU cores; each beats its trivial baseline on held-out rows (tests/demo/test_models_*.py).
 """
 
 from __future__ import annotations
