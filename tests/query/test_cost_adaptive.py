@@ -33,7 +33,7 @@ def test_the_result_and_explain_say_what_was_decided(shop):
     assert_same(result.table, colocated.sql(sql).to_arrow_table(), sql)
     (decision,) = result.decisions
     kept = next(f for f in result.fragments if f.silo == "crm").rows
-    assert decision.endswith(f"sent {kept} keys (planned for about 20)")
+    assert decision.endswith(f"sent {kept} keys (planned for about 29)")  # 7 countries, 200 rows
     assert "Decided at run time:" in result.explain()
     assert "q-error" in result.explain()
 
