@@ -280,6 +280,16 @@ def base_rows(fragment_id: str, column: str, context: PlanContext) -> float | No
     return float(rows) if rows else None
 
 
+def base_distinct(fragment_id: str, column: str, context: PlanContext) -> float | None:
+    """Distinct values of the base column a fragment's output ``column`` is, or None when the
+    statistics do not say or it is not a plain column of one table."""
+    base = _base_stats(exp.column(column, table=fragment_id), {fragment_id: fragment_id}, context)
+    if base is None:
+        return None
+    facts = _facts(*base)
+    return facts.ndv if facts is not None and facts.ndv else None
+
+
 def _base_stats(
     column: exp.Column, placeholders: dict[str, str], context: PlanContext
 ) -> tuple[TableStats, str] | None:
