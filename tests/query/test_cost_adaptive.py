@@ -133,3 +133,24 @@ def test_a_source_filtered_by_having_gets_its_semi_join_and_the_run_decides(shop
         0
     ][0]
     assert any(f"sent {customers} keys (planned for about 5)" in d for d in result.decisions)
+
+
+def test_queries_reuse_the_fragment_threads(shop):
+    """Each fragment runs on a thread the process keeps: a second query starts none."""
+    import threading
+
+    silos, colocated = shop
+    sql = (
+        "SELECT c.segment, SUM(o.total) AS t FROM crm.customers AS c JOIN lake.orders AS o "
+        "ON o.customer_id = c.id WHERE c.country = 'KY' GROUP BY 1"
+    )
+
+    def fragment_threads() -> set[int]:
+        return {t.ident for t in threading.enumerate() if t.name.startswith("fed-fragment")}
+
+    query(sql, silos)
+    first = fragment_threads()
+    result = query(sql, silos)
+    assert len(result.fragments) >= 2 and first
+    assert fragment_threads() == first
+    assert_same(result.table, colocated.sql(sql).to_arrow_table(), sql)
