@@ -403,6 +403,11 @@ def _write(label, repeats, per_layout, setup, sections, dump) -> str:
     return report
 
 
+# Seconds the DuckDB file silo stays open after a query: longer than the gap between two queries
+# of one layout, so that, like the peer's ATTACH, the file is opened once per layout.
+KEEP_OPEN_S = 30.0
+
+
 def make_silos(
     lake_root: Path, server: Any, sqlite_path: Path, duckdb_path: Path
 ) -> dict[str, SiloResource]:
@@ -415,7 +420,8 @@ def make_silos(
         "lake": ParquetSilo(name="lake", root=str(lake_root)),
         "pg": PostgresSilo(name="pg", **data.postgres_settings(server)),
         "ref": SQLiteSilo(name="ref", path=str(sqlite_path)),
-        "wh": DuckDBSilo(name="wh", path=str(duckdb_path)),
+        # Held open between queries, as the peer holds its ATTACH for the whole layout.
+        "wh": DuckDBSilo(name="wh", path=str(duckdb_path), keep_open_s=KEEP_OPEN_S),
     }
 
 

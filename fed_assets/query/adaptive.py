@@ -5,7 +5,9 @@ with its real distinct keys in hand, sends them into the target only when that s
 
 - at most ``SEMIJOIN_MAX_KEYS`` keys (a longer list costs more to send and match than it saves);
 - fewer than the target's expected rows over ``SEMIJOIN_MIN_RATIO`` (the planner's own test, now
-  on actual keys: a "small" side that turned out as big as the target filters almost nothing).
+  on actual keys: a "small" side that turned out as big as the target filters almost nothing);
+- fewer than ``SEMIJOIN_MAX_DOMAIN_SHARE`` of the distinct values the source column's table
+  holds (a source that kept nearly every key filters nearly nothing).
 
 A residual query that joins ``MATERIALISE_MIN_INPUTS`` fragments or more gets them as DuckDB
 tables, not registered Arrow scans, when together they hold at most ``MATERIALISE_MAX_ROWS``
@@ -31,7 +33,11 @@ import sqlglot
 from sqlglot import exp
 
 from fed_assets.query.model import Plan, SemiJoin
-from fed_assets.query.rules.choose_semi_joins import SEMIJOIN_MAX_KEYS, SEMIJOIN_MIN_RATIO
+from fed_assets.query.rules.choose_semi_joins import (
+    SEMIJOIN_MAX_DOMAIN_SHARE,
+    SEMIJOIN_MAX_KEYS,
+    SEMIJOIN_MIN_RATIO,
+)
 
 # Inputs from which on the residual's join order depends on their sizes: with two, DuckDB builds
 # on the smaller side from row counts alone.
@@ -61,6 +67,11 @@ def semi_join_keys(
                 f"{what}: skipped, {len(values):,} distinct keys against about "
                 f"{sj.target_rows:,.0f} target rows filter too little (planned for "
                 f"{sj.source_rows or 0:,.0f} keys)"
+            )
+        elif sj.source_domain and len(values) >= SEMIJOIN_MAX_DOMAIN_SHARE * sj.source_domain:
+            decisions.append(
+                f"{what}: skipped, {len(values):,} distinct keys are most of the "
+                f"{sj.source_domain:,.0f} the source's table holds: they filter almost nothing"
             )
         else:
             keys[sj.target_column] = values

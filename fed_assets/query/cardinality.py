@@ -120,6 +120,14 @@ def _equality(condition: exp.Binary, lookup: Lookup) -> float:
     return 1 / facts.ndv if facts.ndv else EQ_SELECTIVITY
 
 
+def in_subquery_selectivity(subquery_rows: float, facts: ColumnFacts) -> float:
+    """Share of rows whose column value is among ``subquery_rows`` values (each a distinct value
+    of the column at most): ``column IN (SELECT ...)`` as a semi-join. Pure."""
+    if not facts.ndv:
+        return EQ_SELECTIVITY * 5
+    return min(1.0, max(subquery_rows, 1.0) / facts.ndv)
+
+
 def _in_list(condition: exp.In, lookup: Lookup) -> float:
     if condition.args.get("query") is not None:  # IN (subquery): a semi-join
         return EQ_SELECTIVITY * 5

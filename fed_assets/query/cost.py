@@ -113,6 +113,22 @@ def estimate_result_bytes(residual: exp.Expression, context: PlanContext) -> flo
     return estimate_rows(residual, "", context) * row_width(residual, "", context)
 
 
+def _in_subquery(
+    condition: exp.Expression, lookup, silo_name: str, context: PlanContext
+) -> float | None:
+    """Selectivity of ``column IN (subquery)`` from the subquery's estimated rows and the
+    column's distinct values, or None when it is another condition or the column is unknown."""
+    if not isinstance(condition, exp.In) or condition.args.get("query") is None:
+        return None
+    if not isinstance(condition.this, exp.Column):
+        return None
+    facts = lookup(condition.this)
+    if facts is None or not facts.ndv:
+        return None
+    rows = estimate_rows(condition.args["query"], silo_name, context)
+    return cardinality.in_subquery_selectivity(rows, facts)
+
+
 def estimate_rows(node: exp.Expression, silo_name: str, context: PlanContext) -> float:
     """Estimated result rows of a query tree over one silo's tables."""
     if isinstance(node, exp.Subquery):
@@ -163,7 +179,9 @@ def _select_rows(select: exp.Select, silo_name: str, context: PlanContext) -> fl
             pairs.append((condition.left, condition.right))
         elif len(aliases) == 1:
             (alias,) = aliases
-            share[alias] *= cardinality.selectivity(condition, lookup)
+            share[alias] *= _in_subquery(condition, lookup, silo_name, context) or (
+                cardinality.selectivity(condition, lookup)
+            )
         else:
             other *= cardinality.selectivity(condition, lookup)
     rows = 1.0
@@ -278,6 +296,16 @@ def base_rows(fragment_id: str, column: str, context: PlanContext) -> float | No
     base = _base_stats(exp.column(column, table=fragment_id), {fragment_id: fragment_id}, context)
     rows = base[0].rows if base is not None else None
     return float(rows) if rows else None
+
+
+def base_distinct(fragment_id: str, column: str, context: PlanContext) -> float | None:
+    """Distinct values of the base column a fragment's output ``column`` is, or None when the
+    statistics do not say or it is not a plain column of one table."""
+    base = _base_stats(exp.column(column, table=fragment_id), {fragment_id: fragment_id}, context)
+    if base is None:
+        return None
+    facts = _facts(*base)
+    return facts.ndv if facts is not None and facts.ndv else None
 
 
 def _base_stats(

@@ -60,6 +60,9 @@ class SemiJoin:
     """The source's estimated rows when the semi-join was chosen."""
     target_rows: float | None = None
     """The target's estimated rows before any keys filter it."""
+    source_domain: float | None = None
+    """Distinct values the source column's base table holds: a source that keeps (nearly) all of
+    them filters (nearly) nothing."""
 
 
 @dataclass(frozen=True)

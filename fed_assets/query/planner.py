@@ -22,6 +22,7 @@ from fed_assets.errors import ConfigurationError
 from fed_assets.filters import check_functions
 from fed_assets.query.context import PlanContext, SchemaSource, live_schema
 from fed_assets.query.cost import estimate_fragment
+from fed_assets.query.heap import settle_heap
 from fed_assets.query.model import FragmentPlan, Plan
 from fed_assets.query.rules.check_join_types import check_join_types
 from fed_assets.query.rules.choose_semi_joins import choose_semi_joins
@@ -87,6 +88,7 @@ def plan(
         QuerySyntaxError, ReadOnlyViolation, UnknownSiloError, UnknownTableError,
         UnknownColumnError, PolicyViolation: what is wrong, where, and how to fix it.
     """
+    settle_heap()
     started = time.perf_counter()
     if objective not in OBJECTIVES:
         raise ConfigurationError(

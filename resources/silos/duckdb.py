@@ -35,6 +35,7 @@ from fed_assets.silo import (
 )
 from resources.silos import _duckdb_keeper
 from resources.silos._arrow_inputs import ArrowInputs
+from resources.silos._duckdb_stats import table_column_stats
 
 # DuckDB keeps two database headers at these offsets; each holds a u64 little-endian `iteration`
 # at +8 that rises at every checkpoint (the larger of the two is current).
@@ -136,18 +137,36 @@ class DuckDBSilo(ArrowInputs, SiloResource):
             release()
 
     def stats(self, table: str) -> TableStats:
+        """Estimated rows (DuckDB's own count), and per column the range and distinct count
+        DuckDB's statistics hold (``resources/silos/_duckdb_stats.py``); a view gets neither."""
         table = self.require_table(table)
         schema, _, name = table.rpartition(".")
-        rows = self._query(
-            "SELECT estimated_size FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
-            [schema or "main", name],
-        )
-        estimated = rows[0][0] if rows else None
-        width = sum(arrow_width(f.type) for f in self.cached_schema(table))
+        fields = self.cached_schema(table)
+        width = sum(arrow_width(f.type) for f in fields)
+        con, release = self._connect()
+        try:
+            found = con.execute(
+                "SELECT estimated_size FROM duckdb_tables() WHERE schema_name = ? AND "
+                "table_name = ?",
+                [schema or "main", name],
+            ).fetchall()
+            columns = {f.name: ColumnStats() for f in fields}
+            if found:  # a table, not a view: its storage has statistics
+                columns = table_column_stats(
+                    lambda sql: con.execute(sql).fetchall(),
+                    table_sql=self.table_expression(table).sql("duckdb"),
+                    fields=list(fields),
+                    quote=lambda c: exp.to_identifier(c, quoted=True).sql("duckdb"),
+                )
+        except duckdb.Error as err:
+            raise self.wrap_error(err, table=table) from None
+        finally:
+            release()
+        estimated = found[0][0] if found else None
         return TableStats(
             rows=estimated,
             bytes=None if estimated is None else estimated * width,
-            columns={f.name: ColumnStats() for f in self.cached_schema(table)},
+            columns=columns,
             exact=False,
         )
 

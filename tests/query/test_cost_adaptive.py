@@ -23,6 +23,34 @@ def test_keys_are_sent_when_few_and_skipped_when_the_source_turned_out_big():
     assert "skipped, 400 distinct keys against about 1,000 target rows" in decisions[0]
 
 
+def test_keys_that_are_most_of_the_source_table_are_not_sent():
+    everyone = pa.table({"id": list(range(95))})
+    planned = SemiJoin(
+        "__f0", "id", "__f1", "customer_id", source_rows=20, target_rows=10_000, source_domain=100
+    )
+    keys, decisions = semi_join_keys([planned], {"__f0": everyone})
+    assert keys == {}
+    assert "95 distinct keys are most of the 100 the source's table holds" in decisions[0]
+    keys, _ = semi_join_keys([planned], {"__f0": everyone.slice(0, 30)})
+    assert keys["customer_id"].to_pylist() == list(range(30))
+
+
+def test_an_unfiltered_key_source_is_not_planned_as_a_semi_join(shop):
+    silos, colocated = shop
+    sql = (
+        "SELECT c.segment, SUM(o.total) AS t FROM crm.customers AS c JOIN lake.orders AS o "
+        "ON o.customer_id = c.id GROUP BY 1"
+    )
+    every = plan(sql, silos)
+    assert every.semi_joins == ()  # all 200 customers' ids would filter nothing
+    few = plan(sql.replace("GROUP BY", "WHERE c.country = 'KY' GROUP BY"), silos)
+    assert [(sj.source_column, sj.target_column) for sj in few.semi_joins] == [
+        ("id", "customer_id")
+    ]
+    result = query(sql, silos)
+    assert_same(result.table, colocated.sql(sql).to_arrow_table(), sql)
+
+
 def test_the_result_and_explain_say_what_was_decided(shop):
     silos, colocated = shop
     sql = (
@@ -33,7 +61,7 @@ def test_the_result_and_explain_say_what_was_decided(shop):
     assert_same(result.table, colocated.sql(sql).to_arrow_table(), sql)
     (decision,) = result.decisions
     kept = next(f for f in result.fragments if f.silo == "crm").rows
-    assert decision.endswith(f"sent {kept} keys (planned for about 20)")
+    assert decision.endswith(f"sent {kept} keys (planned for about 29)")  # 7 countries, 200 rows
     assert "Decided at run time:" in result.explain()
     assert "q-error" in result.explain()
 
@@ -93,7 +121,7 @@ def test_a_source_filtered_by_having_gets_its_semi_join_and_the_run_decides(shop
     silos, colocated = shop
     sql = (
         "SELECT o.order_id, o.total FROM lake.orders AS o WHERE o.customer_id IN "
-        "(SELECT id FROM crm.customers GROUP BY id HAVING COUNT(*) >= 1)"
+        "(SELECT id FROM crm.customers GROUP BY id HAVING max(country) = 'KY')"
     )
     monkeypatch.setattr(choose_semi_joins, "SEMIJOIN_MAX_KEYS", 5)  # the estimate is above it
     planned = plan(sql, silos)
@@ -101,5 +129,28 @@ def test_a_source_filtered_by_having_gets_its_semi_join_and_the_run_decides(shop
     assert planned.fragment(sj.source).silo == "crm" and sj.source_rows == 5
     result = query(sql, silos)
     assert_same(result.table, colocated.sql(sql).to_arrow_table(), sql)
-    customers = colocated.sql("SELECT count(*) FROM crm.customers").fetchall()[0][0]
+    customers = colocated.sql("SELECT count(*) FROM crm.customers WHERE country = 'KY'").fetchall()[
+        0
+    ][0]
     assert any(f"sent {customers} keys (planned for about 5)" in d for d in result.decisions)
+
+
+def test_queries_reuse_the_fragment_threads(shop):
+    """Each fragment runs on a thread the process keeps: a second query starts none."""
+    import threading
+
+    silos, colocated = shop
+    sql = (
+        "SELECT c.segment, SUM(o.total) AS t FROM crm.customers AS c JOIN lake.orders AS o "
+        "ON o.customer_id = c.id WHERE c.country = 'KY' GROUP BY 1"
+    )
+
+    def fragment_threads() -> set[int]:
+        return {t.ident for t in threading.enumerate() if t.name.startswith("fed-fragment")}
+
+    query(sql, silos)
+    first = fragment_threads()
+    result = query(sql, silos)
+    assert len(result.fragments) >= 2 and first
+    assert fragment_threads() == first
+    assert_same(result.table, colocated.sql(sql).to_arrow_table(), sql)

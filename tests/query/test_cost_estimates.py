@@ -65,6 +65,11 @@ def test_without_statistics_the_classic_defaults_apply():
     assert cardinality.selectivity(cond("a < b"), facts(a=X, b=X)) == 0.5
 
 
+def test_in_subquery_keeps_the_share_of_distinct_values_it_names():
+    assert cardinality.in_subquery_selectivity(10, X) == pytest.approx(10 / 50)
+    assert cardinality.in_subquery_selectivity(500, X) == 1.0  # cannot keep more than all
+
+
 def test_integer_and_date_ranges_bound_the_distinct_count():
     assert facts_from_stats(1_000_000, None, 1, 150, 0).ndv == 150
     assert facts_from_stats(100, None, 1, 1_000_000, 0).ndv == 100  # never above the rows
@@ -126,6 +131,15 @@ CASES = [
         "ON i.order_id = o.order_id WHERE i.qty >= 5 AND o.order_id < 500",
         1.5,
     ),
+    (
+        "SELECT i.qty FROM lake.items AS i WHERE i.order_id IN "
+        "(SELECT order_id FROM lake.orders WHERE total < 100)",
+        1.5,
+    ),
+    # The DuckDB file's own statistics: distinct counts and ranges.
+    ("SELECT id FROM crm.customers WHERE country = 'KY'", 1.6),
+    ("SELECT id FROM crm.customers WHERE income >= 100000", 1.5),
+    ("SELECT segment, COUNT(*) FROM crm.customers GROUP BY segment", 1.01),
 ]
 
 

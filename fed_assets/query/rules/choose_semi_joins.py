@@ -24,7 +24,7 @@ from sqlglot import exp
 
 from fed_assets.errors import PolicyViolation
 from fed_assets.query.context import PlanContext
-from fed_assets.query.cost import base_rows, estimate_fragment
+from fed_assets.query.cost import base_distinct, base_rows, estimate_fragment
 from fed_assets.query.model import SemiJoin
 from fed_assets.query.rules.enforce_residency import key_movement
 from fed_assets.query.tree import entries, is_inner, join_conjuncts
@@ -36,6 +36,12 @@ SEMIJOIN_MAX_KEYS = 50_000
 SEMIJOIN_MIN_RATIO = 4.0
 # Key filters one fragment takes at most: each further one waits for one more fragment.
 SEMIJOIN_MAX_PER_TARGET = 3
+# At run time, a source holding at least this share of its key column's distinct values filters
+# at most a tenth of the target (joined on a foreign key, every target row finds its key): sending
+# the keys and making the target wait for them costs more than it saves. (At planning time a
+# source that is a whole, unfiltered table is never a key source: TPC-H Q08 sent all 10,000
+# suppliers' keys into lineitem.)
+SEMIJOIN_MAX_DOMAIN_SHARE = 0.9
 # Rounds of choosing: a fragment filtered in one round may filter another in the next
 # (nation → supplier → lineitem is two hops).
 SEMIJOIN_MAX_HOPS = 3
@@ -98,6 +104,8 @@ def _choose(pairs, base: dict[str, float], estimates: dict[str, float], context)
                 s_rows = min(s_rows, SEMIJOIN_MAX_KEYS)
             if s_rows > SEMIJOIN_MAX_KEYS or b_rows < max(SEMIJOIN_MIN_RATIO * s_rows, 1):
                 continue
+            if s_rows >= base[s_id] and _whole_table(context.cuts[s_id].tree):
+                continue  # the source is a whole table: its keys are all there are, no filter
             target = context.silos[context.cuts[b_id].silo]
             if not target.supports("filter"):
                 continue
@@ -109,9 +117,30 @@ def _choose(pairs, base: dict[str, float], estimates: dict[str, float], context)
             except PolicyViolation:
                 continue
             chosen[(b_id, b_col)] = SemiJoin(
-                s_id, s_col, b_id, b_col, rule, source_rows=s_rows, target_rows=b_rows
+                s_id,
+                s_col,
+                b_id,
+                b_col,
+                rule,
+                source_rows=s_rows,
+                target_rows=b_rows,
+                source_domain=base_distinct(s_id, s_col, context),
             )
     return chosen
+
+
+def _whole_table(tree: exp.Expression) -> bool:
+    """Whether a fragment reads one table with no filter, grouping or limit: all its rows."""
+    tables = list(tree.find_all(exp.Table))
+    return (
+        len(tables) == 1
+        and not any(
+            select.args.get(part)
+            for select in tree.find_all(exp.Select)
+            for part in ("where", "having", "group", "limit", "distinct")
+        )
+        and not tree.find(exp.Join)
+    )
 
 
 def _filtered_on_aggregate(tree: exp.Expression) -> bool:
