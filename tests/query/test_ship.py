@@ -160,3 +160,21 @@ def test_a_pii_join_key_is_neither_shipped_nor_sent_as_keys_out_of_its_region(wo
     assert_same(result.table, colocated.sql(SQL).to_arrow_table(), SQL)
     crm = [r for r in result.routes if r.silo == "crm"]
     assert crm and {(r.kind, r.destination_region) for r in crm} == {("rows", "eu")}
+
+
+@pytest.mark.parametrize(
+    ("sql", "keeps_keys"),
+    [
+        # TPC-H Q21's lake fragment: the host does not carry the join's filter into EXISTS.
+        ("SELECT a FROM t WHERE EXISTS (SELECT 1 FROM u WHERE u.a = t.a)", True),
+        ("SELECT a FROM t WHERE a IN (SELECT a FROM u)", True),
+        ("SELECT a FROM t WHERE a IN (1, 2)", False),
+        ("SELECT t.a FROM t JOIN u ON u.a = t.a WHERE t.b > 3", False),
+    ],
+)
+def test_which_hosted_fragments_still_take_key_filters(sql, keeps_keys):
+    import sqlglot
+
+    from fed_assets.query.execute import _filters_through_subqueries
+
+    assert _filters_through_subqueries(sqlglot.parse_one(sql, read="duckdb")) is keeps_keys
