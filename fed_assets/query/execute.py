@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
-from sqlglot import exp
 
 from fed_assets import engine as fed_engine
 from fed_assets.errors import FedAssetsError, SiloTimeoutError, SiloUnreachableError
@@ -174,27 +173,6 @@ def _run_fragments(plan, silos, *, timeout_s, query_timeout_s, progress):
         key_routes.extend(_key_routes(plan, by_target.get(fragment_id, []), keys))
         return keys
 
-    def hosted_keys(fragment_id: str) -> dict[str, pa.Array]:
-        """Keys for a fragment of the silo the query runs in. The shipped key sources are joined
-        in that same engine, so a key filter only repeats the join (TPC-H Q08 in a DuckDB file:
-        1.2 s with the key filters, 0.2 s without) — unless the fragment filters through
-        subqueries (EXISTS, IN): the host's optimizer does not carry the join's filter into them,
-        and the keys at the scan are what keep them small (Q21: 2.2× the peer with them, 4.7×
-        without)."""
-        fragment = plan.fragment(fragment_id)
-        joins = by_target.get(fragment_id, [])
-        if _filters_through_subqueries(fragment.tree):
-            return keys_for(fragment_id)
-        decisions.extend(
-            f"semi-join {sj.source}.{sj.source_column} → {sj.target}.{sj.target_column}: not "
-            f"sent, {sj.source} is shipped into silo '{plan.shipped_to}', which joins it there"
-            for sj in joins
-            if sj.source in tables
-        )
-        keys, decided = semi_join_keys([sj for sj in joins if sj.source not in tables], tables)
-        decisions.extend(decided)
-        return keys
-
     pool = _fragment_pool()
     running = threading.BoundedSemaphore(MAX_PARALLEL)  # this query's share of the pool
     pending: dict[cf.Future, _Pending] = {}
@@ -219,7 +197,7 @@ def _run_fragments(plan, silos, *, timeout_s, query_timeout_s, progress):
     def ship_when_ready() -> None:
         """Once every other fragment is in, the host silo runs the rest of the query."""
         if hosted and not pending and not waiting and SHIPPED_ID not in tables:
-            keys = {f.id: hosted_keys(f.id) for f in hosted}
+            keys = {f.id: keys_for(f.id) for f in hosted}
             silo = silos[plan.shipped_to]
             start(SHIPPED_ID, silo, _run_shipped, plan, hosted, silo, dict(tables), keys)
 
@@ -292,14 +270,6 @@ def _fragment_setting(silo: SiloResource, timeout_s: float) -> str:
     if silo.statement_timeout_s is not None and silo.statement_timeout_s < timeout_s:
         return f"the silo's statement_timeout_s={silo.statement_timeout_s:g}"
     return f"timeout_s={timeout_s:g} on query() or federated_asset"
-
-
-def _filters_through_subqueries(tree: exp.Expression) -> bool:
-    """Whether a fragment's rows pass an EXISTS or an IN (subquery)."""
-    return any(
-        isinstance(node, exp.Exists) or (isinstance(node, exp.In) and node.args.get("query"))
-        for node in tree.find_all(exp.Exists, exp.In)
-    )
 
 
 def _limited(running: threading.BoundedSemaphore, work: Callable, *args):

@@ -94,14 +94,14 @@ def test_small_sides_ship_into_the_lake_and_only_the_result_leaves(world):
     assert result.plan.shipped_to == "lake"
     assert_same(result.table, colocated.sql(SQL).to_arrow_table(), SQL)
     runs = {f.silo: f for f in result.fragments}
-    # crm and ref go to the lake's region; the lake sends only the joined result to the engine.
-    # The lake joins the shipped rows itself: their keys are not sent again as a filter.
+    # crm and ref go to the lake's region; the lake sends only the joined result to the engine,
+    # its own fragment filtered there by the kinds' keys (all 1,000 users are a whole table: their
+    # keys would filter nothing).
     assert runs["crm"].destination_region == runs["ref"].destination_region == "us"
     assert runs["lake"].id == "__shipped"
     assert runs["lake"].rows == result.table.num_rows
     assert result.table.num_rows == 8  # 4 countries × 2 kinds
-    assert runs["lake"].semi_join_keys is None
-    assert any("not sent" in d and "shipped into silo 'lake'" in d for d in result.decisions)
+    assert runs["lake"].semi_join_keys == runs["ref"].rows
     assert result.bytes_moved < 50_000  # the events table alone is 3.6 MB of Arrow
     assert "shipped into silo 'lake'" in runs["crm"].rule
     assert ("lake", "us", "engine") in result.bytes_by_route
@@ -137,13 +137,13 @@ def test_an_unknown_objective_is_refused(world):
         plan(SQL, silos(), objective="cheapest")
 
 
-def test_shipped_tables_are_audit_routes_and_no_keys_move_beside_them(world):
+def test_shipped_tables_and_their_keys_are_audit_routes(world):
     silos, _ = world
     result = query(SQL, silos())
     kinds = {(r.kind, r.silo, r.source_region, r.destination_region) for r in result.routes}
     assert ("shipped", "crm", "eu", "us") in kinds and ("shipped", "ref", "eu", "us") in kinds
-    assert ("rows", "lake", "us", "engine") in kinds
-    assert not any(kind == "keys" for kind, *_ in kinds)
+    assert ("keys", "ref", "eu", "us") in kinds and ("rows", "lake", "us", "engine") in kinds
+    assert ("keys", "crm", "eu", "us") not in kinds  # every user's id: no filter, not sent
     assert all(r.rule and r.bytes is not None for r in result.routes)
     assert sum(r.bytes for r in result.routes) == result.bytes_moved
 
@@ -160,21 +160,3 @@ def test_a_pii_join_key_is_neither_shipped_nor_sent_as_keys_out_of_its_region(wo
     assert_same(result.table, colocated.sql(SQL).to_arrow_table(), SQL)
     crm = [r for r in result.routes if r.silo == "crm"]
     assert crm and {(r.kind, r.destination_region) for r in crm} == {("rows", "eu")}
-
-
-@pytest.mark.parametrize(
-    ("sql", "keeps_keys"),
-    [
-        # TPC-H Q21's lake fragment: the host does not carry the join's filter into EXISTS.
-        ("SELECT a FROM t WHERE EXISTS (SELECT 1 FROM u WHERE u.a = t.a)", True),
-        ("SELECT a FROM t WHERE a IN (SELECT a FROM u)", True),
-        ("SELECT a FROM t WHERE a IN (1, 2)", False),
-        ("SELECT t.a FROM t JOIN u ON u.a = t.a WHERE t.b > 3", False),
-    ],
-)
-def test_which_hosted_fragments_still_take_key_filters(sql, keeps_keys):
-    import sqlglot
-
-    from fed_assets.query.execute import _filters_through_subqueries
-
-    assert _filters_through_subqueries(sqlglot.parse_one(sql, read="duckdb")) is keeps_keys
