@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import pyarrow as pa
+from sqlglot import exp
 
 from fed_assets.silo import ColumnStats
 
@@ -42,29 +43,35 @@ def scans_table(plan_json: str) -> bool:
 
 
 def table_column_stats(
-    fetch: Fetch, *, table_sql: str, fields: list[pa.Field], quote: Callable[[str], str]
+    fetch: Fetch, *, table: exp.Table, fields: list[pa.Field]
 ) -> dict[str, ColumnStats]:
     """``ColumnStats`` (range of number and date columns, distinct count of every column).
 
     Args:
         fetch: runs one SQL statement on the DuckDB file and returns its rows.
-        table_sql: the table as SQL (quoted).
+        table: the table, as the file names it.
         fields: the table's columns.
-        quote: a column name as quoted SQL.
     """
+    column = {f.name: exp.column(f.name, quoted=True) for f in fields}
     ranged = [f.name for f in fields if _has_range(f.type)]
     low: dict[str, Any] = {}
     high: dict[str, Any] = {}
     if ranged:
-        select = ", ".join(f"min({quote(c)}), max({quote(c)})" for c in ranged)
-        sql = f"SELECT {select} FROM {table_sql}"
+        bounds = [exp.func(agg, column[c].copy()) for c in ranged for agg in ("min", "max")]
+        sql = exp.select(*bounds).from_(table.copy()).sql("duckdb")
         if not scans_table(fetch(f"EXPLAIN (FORMAT JSON) {sql}")[0][1]):
             (values,) = fetch(sql)
-            for i, column in enumerate(ranged):
-                low[column], high[column] = values[2 * i], values[2 * i + 1]
+            for i, name in enumerate(ranged):
+                low[name], high[name] = values[2 * i], values[2 * i + 1]
     result = {}
     for f in fields:
-        plan = fetch(f"EXPLAIN (FORMAT JSON) SELECT {quote(f.name)} FROM {table_sql} GROUP BY 1")
+        grouped = (
+            exp.select(column[f.name].copy())
+            .from_(table.copy())
+            .group_by(column[f.name].copy())
+            .sql("duckdb")
+        )
+        plan = fetch(f"EXPLAIN (FORMAT JSON) {grouped}")
         result[f.name] = ColumnStats(
             ndv=group_estimate(plan[0][1]) if plan else None,
             min=low.get(f.name),

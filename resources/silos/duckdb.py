@@ -56,9 +56,9 @@ class DuckDBSilo(ArrowInputs, SiloResource):
     keep_open_s: float = Field(
         default=_duckdb_keeper.KEEP_OPEN_S,
         ge=0,
-        description="Seconds the file stays open (read-only) after its last scan, so the queries "
-        "of one run open it once; a writer in another process waits that long. 0 opens the file "
-        "for every scan and closes it after.",
+        description="Seconds the file stays open (read-only) after the federated query that "
+        "opened it ends, so back-to-back queries open it once; a writer, in another process or "
+        "this one, waits that long. 0 (default) closes it as soon as the query ends.",
     )
 
     @property
@@ -154,9 +154,8 @@ class DuckDBSilo(ArrowInputs, SiloResource):
             if found:  # a table, not a view: its storage has statistics
                 columns = table_column_stats(
                     lambda sql: con.execute(sql).fetchall(),
-                    table_sql=self.table_expression(table).sql("duckdb"),
+                    table=self.table_expression(table),
                     fields=list(fields),
-                    quote=lambda c: exp.to_identifier(c, quoted=True).sql("duckdb"),
                 )
         except duckdb.Error as err:
             raise self.wrap_error(err, table=table) from None
